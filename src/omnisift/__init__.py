@@ -1,0 +1,30 @@
+"""omnisift: drop redundant audio and video tokens before the LLM of omni-modal models (OmniSIFT)."""
+
+from .api import SelectionResult, compress_inputs, keep_mask, select_tokens
+from .budget import Budget, resolve_budget
+from .compress import Compressed, SampleStats, compress
+from .layout import Layout, TokenIds, build_layout
+from .methods import available_methods, get_method
+from .selector import VisionGuidedAudioSelector, load_selector, save_selector
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Budget",
+    "Compressed",
+    "Layout",
+    "SampleStats",
+    "SelectionResult",
+    "TokenIds",
+    "VisionGuidedAudioSelector",
+    "available_methods",
+    "build_layout",
+    "compress",
+    "compress_inputs",
+    "get_method",
+    "keep_mask",
+    "load_selector",
+    "resolve_budget",
+    "save_selector",
+    "select_tokens",
+]

@@ -1,0 +1,128 @@
+"""Token budgets: how many video tokens each grid and how many audio tokens each group keep.
+
+Counts follow the published rules (SPEC 3): a grid of n tokens drops `floor(n * video_drop)`, a group
+with La > 1 audio tokens keeps `La - floor(La * audio_drop)`. Floors are taken in float64, which is
+what Python's `int(n * r)` does. Every method uses these counts, so comparisons are at equal budget.
+
+A `retain` target (fraction of a sample's audio + video tokens kept) is solved per sample from the
+layout before any selection: keep the given audio drop and find the smallest video drop that meets
+the target; if even the largest video drop cannot, drop more audio too. The achieved fraction never
+exceeds the target and is reported in the stats.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .layout import Layout
+
+__all__ = ["Budget", "resolve_budget", "validate_drops", "video_keep_per_grid", "audio_keep_per_group"]
+
+MAX_DROP = 1.0 - 1e-9
+"""Largest drop the solver uses: every grid keeps at least one token (its anchors)."""
+
+_BISECTION_STEPS = 60
+
+
+@dataclass
+class Budget:
+    """Per-sample drop ratios, float64 tensors of shape [B]."""
+
+    video_drop: torch.Tensor
+    audio_drop: torch.Tensor
+
+
+def validate_drops(video_drop: float, audio_drop: float, retain: float | None) -> None:
+    """Raise a ValueError naming the bad ratio and its valid range."""
+    for name, value in (("video_drop", video_drop), ("audio_drop", audio_drop)):
+        if not isinstance(value, (int, float)) or not 0.0 <= float(value) < 1.0:
+            raise ValueError(
+                f"{name} must be a number in [0, 1) (fraction of tokens dropped), got {value!r}."
+            )
+    if retain is not None and (not isinstance(retain, (int, float)) or not 0.0 < float(retain) <= 1.0):
+        raise ValueError(
+            f"retain must be in (0, 1] (fraction of audio+video tokens kept, e.g. 0.25), got {retain!r}."
+        )
+
+
+def _floor_drop(sizes: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
+    return torch.floor(sizes.double() * ratio).long()
+
+
+def grid_prunable(layout: Layout) -> torch.Tensor:
+    """[G] True where the grid is pruned: a first grid, or a second grid as large as its first grid."""
+    partner = (torch.arange(layout.num_grids, device=layout.device) - 1).clamp(min=0)
+    same_size = layout.grid_size == layout.grid_size[partner]
+    return layout.grid_is_first | same_size
+
+
+def video_keep_per_grid(layout: Layout, video_drop: torch.Tensor) -> torch.Tensor:
+    """[G] video tokens each grid keeps; the drop count of a second grid is its first grid's."""
+    drop = _floor_drop(layout.grid_size, video_drop[layout.grid_batch])
+    return torch.where(grid_prunable(layout), layout.grid_size - drop, layout.grid_size)
+
+
+def group_audio_sizes(layout: Layout) -> torch.Tensor:
+    """[Q] number of audio tokens in each group's window."""
+    grouped = layout.audio_group[layout.audio_group >= 0]
+    return torch.bincount(grouped, minlength=layout.num_groups)
+
+
+def audio_keep_per_group(layout: Layout, audio_drop: torch.Tensor, audio_sizes: torch.Tensor) -> torch.Tensor:
+    """[Q] audio tokens each group keeps: all when it has at most one or the count would be 0."""
+    keep = audio_sizes - _floor_drop(audio_sizes, audio_drop[layout.group_batch])
+    return torch.where((audio_sizes > 1) & (keep > 0), keep, audio_sizes)
+
+
+def _kept_per_sample(layout: Layout, video_drop: torch.Tensor, audio_drop: torch.Tensor) -> torch.Tensor:
+    audio_sizes = group_audio_sizes(layout)
+    batch = layout.batch_size
+    kept = layout.video_counts() + layout.audio_counts()
+    video_removed = layout.grid_size - video_keep_per_grid(layout, video_drop)
+    audio_removed = audio_sizes - audio_keep_per_group(layout, audio_drop, audio_sizes)
+    kept = kept - torch.zeros(batch, dtype=torch.long, device=layout.device).index_add(
+        0, layout.grid_batch, video_removed
+    )
+    return kept - torch.zeros(batch, dtype=torch.long, device=layout.device).index_add(
+        0, layout.group_batch, audio_removed
+    )
+
+
+def _smallest_drop(
+    evaluate, low: torch.Tensor, high: torch.Tensor, target: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per sample, the smallest ratio in [low, high] with evaluate(ratio) <= target, and whether one exists."""
+    reachable = evaluate(high) <= target
+    lo, hi = low.clone(), high.clone()
+    done = evaluate(lo) <= target
+    for _ in range(_BISECTION_STEPS):
+        mid = (lo + hi) / 2
+        ok = evaluate(mid) <= target
+        hi = torch.where(ok, mid, hi)
+        lo = torch.where(ok, lo, mid)
+    return torch.where(done, low, hi), reachable
+
+
+def resolve_budget(
+    layout: Layout, video_drop: float, audio_drop: float, retain: float | None = None
+) -> Budget:
+    """Per-sample drops: the given ratios, or the ones solved from `retain`."""
+    validate_drops(video_drop, audio_drop, retain)
+    batch, device = layout.batch_size, layout.device
+    vd = torch.full((batch,), float(video_drop), dtype=torch.float64, device=device)
+    ad = torch.full((batch,), float(audio_drop), dtype=torch.float64, device=device)
+    if retain is None:
+        return Budget(vd, ad)
+    total = (layout.video_counts() + layout.audio_counts()).double()
+    target = torch.floor(total * float(retain) + 1e-9)
+    top = torch.full_like(vd, MAX_DROP)
+    vd_solved, reachable = _smallest_drop(
+        lambda r: _kept_per_sample(layout, r, ad), torch.zeros_like(vd), top, target
+    )
+    ad_solved, _ = _smallest_drop(lambda r: _kept_per_sample(layout, top, r), ad, top, target)
+    return Budget(
+        video_drop=torch.where(reachable, vd_solved, top),
+        audio_drop=torch.where(reachable, ad, ad_solved),
+    )

@@ -1,0 +1,259 @@
+"""Question-file loaders for the five audio-video benchmarks (SPEC 7).
+
+Each benchmark ships its questions in a different JSONL layout; this module turns all five into one
+`Question` record so the runner, the scorer and the report never look at raw fields.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "BENCHMARKS",
+    "MissingMediaError",
+    "Question",
+    "check_media",
+    "find_questions_file",
+    "load_benchmark",
+    "parse_options",
+]
+
+logger = logging.getLogger(__name__)
+
+BENCHMARKS: tuple[str, ...] = ("dailyomni", "worldsense", "videomme", "omnivideobench", "video_salmonn")
+OPEN_ENDED: frozenset[str] = frozenset({"video_salmonn"})
+_ALIASES = {
+    "daily-omni": "dailyomni",
+    "daily_omni": "dailyomni",
+    "video-mme": "videomme",
+    "video_mme": "videomme",
+    "omni-video-bench": "omnivideobench",
+    "omnivideo": "omnivideobench",
+    "video-salmonn": "video_salmonn",
+    "video-salmonn-2": "video_salmonn",
+    "video_salmonn_2": "video_salmonn",
+    "videosalmonn": "video_salmonn",
+}
+_OPTION_LINE = re.compile(r"^\s*\(?([A-Z])(?:\s*[\.\)．:：]\s*|\s+)(.*?)\s*$")
+_PLACEHOLDER = re.compile(r"<(?:image|video|audio)>\s*\n?")
+
+
+@dataclass(frozen=True)
+class Question:
+    """One benchmark question, normalised across the five file layouts."""
+
+    id: str
+    benchmark: str
+    media: Path
+    prompt: str
+    options: dict[str, str]
+    answer: str
+    categories: dict[str, str] = field(default_factory=dict)
+    events: tuple[str, ...] = ()
+    index: int = 0
+
+    @property
+    def open_ended(self) -> bool:
+        return not self.options
+
+
+class MissingMediaError(FileNotFoundError):
+    """Raised before a run starts when question media are not under the media root."""
+
+
+def canonical_name(name: str) -> str:
+    key = name.strip().lower()
+    key = _ALIASES.get(key, key)
+    if key not in BENCHMARKS:
+        raise ValueError(f"unknown benchmark {name!r}; choose one of {', '.join(BENCHMARKS)}")
+    return key
+
+
+def parse_options(text: str) -> dict[str, str]:
+    """Options listed one per line at the end of a question ("A. x", "A.x", "(A) x", "A x").
+
+    Takes the last run of consecutive option lines that starts at "A". A run whose labels repeat
+    (three OmniVideoBench rows read A, B, A, B) is relabelled by position, which is how their answers
+    are keyed.
+    """
+    lines = text.splitlines()
+    best: list[tuple[str, str]] = []
+    i = 0
+    while i < len(lines):
+        match = _OPTION_LINE.match(lines[i])
+        if not match or match.group(1) != "A" or not match.group(2):
+            i += 1
+            continue
+        run = [(match.group(1), match.group(2))]
+        j = i + 1
+        while j < len(lines):
+            nxt = _OPTION_LINE.match(lines[j])
+            if not nxt or not nxt.group(2):
+                break
+            if nxt.group(1) == "A" and len(run) == 1:
+                run = [(nxt.group(1), nxt.group(2))]  # "A victim said ...\nA. He ...": restart
+                j += 1
+                continue
+            expected = chr(ord("A") + len(run))
+            if nxt.group(1) != expected and nxt.group(1) not in {label for label, _ in run}:
+                break
+            run.append((nxt.group(1), nxt.group(2)))
+            j += 1
+        if len(run) >= 2:
+            best = run
+        i = j
+    if not best:
+        return {}
+    labels = [label for label, _ in best]
+    positional = [chr(ord("A") + k) for k in range(len(best))]
+    if labels != positional:
+        logger.warning("option labels %s relabelled by position as %s", labels, positional)
+    return {pos: body for pos, (_, body) in zip(positional, best, strict=True)}
+
+
+def _human_turn(row: dict[str, Any]) -> str:
+    for turn in row.get("conversations", []):
+        if turn.get("from") in ("human", "user"):
+            return _PLACEHOLDER.sub("", turn["value"]).strip()
+    raise ValueError("row has no human turn in 'conversations'")
+
+
+def _gpt_turn(row: dict[str, Any]) -> str:
+    for turn in row.get("conversations", []):
+        if turn.get("from") in ("gpt", "assistant"):
+            return turn["value"].strip()
+    raise ValueError("row has no gpt turn in 'conversations'")
+
+
+def _parse_row(name: str, row: dict[str, Any]) -> tuple[str, str, dict[str, str], str, dict[str, str]]:
+    """(media path, prompt, options, answer, categories) for one raw row."""
+    if name == "dailyomni":
+        video_id = row["video_id"]
+        options = parse_options("\n".join(row["Choice"])) or parse_options(row["prompt"])
+        categories = {
+            "task": row.get("Type"),
+            "duration": row.get("video_duration"),
+            "video_category": row.get("video_category"),
+        }
+        return f"{video_id}/{video_id}_video.mp4", row["prompt"], options, row["Answer"], categories
+    if name == "worldsense":
+        options = parse_options(row.get("question", "")) or parse_options(row["prompt"])
+        return row["video_path"], row["prompt"], options, row["answer"], {"domain": row.get("domain")}
+    if name == "videomme":
+        categories = {
+            "duration": row.get("duration"),
+            "domain": row.get("domain"),
+            "task": row.get("task_type"),
+            "sub_category": row.get("sub_category"),
+        }
+        return row["video_path"], row["prompt"], parse_options(row["prompt"]), row["answer"], categories
+    if name == "omnivideobench":
+        prompt = _human_turn(row)
+        categories = {
+            "task": row.get("question_type"),
+            "audio": row.get("audio_type"),
+            "video_type": row.get("video_type"),
+        }
+        return row["videos"], prompt, parse_options(prompt), _gpt_turn(row), categories
+    if name == "video_salmonn":
+        return row["video"], _human_turn(row), {}, _gpt_turn(row), {}
+    raise AssertionError(name)
+
+
+def load_benchmark(name: str, path: str | Path, media_root: str | Path | None = None) -> list[Question]:
+    """Load a benchmark question file (or the folder holding `data.jsonl`) as `Question` records.
+
+    Media paths are resolved against `media_root` (default: the question file's folder). Ids are
+    "<benchmark>-<line number>" so they stay stable across runs for resuming.
+    """
+    name = canonical_name(name)
+    path = Path(path)
+    if path.is_dir():
+        path = path / "data.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"question file {path} not found; pass the benchmark's data.jsonl")
+    root = Path(media_root) if media_root is not None else path.parent
+    questions: list[Question] = []
+    with path.open(encoding="utf-8") as handle:
+        for index, line in enumerate(handle):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            try:
+                media, prompt, options, answer, categories = _parse_row(name, row)
+            except (KeyError, ValueError) as exc:
+                raise ValueError(f"{path}:{index + 1}: cannot read a {name} row ({exc})") from exc
+            if name not in OPEN_ENDED:
+                answer = answer.strip().upper()
+                if not options:
+                    raise ValueError(f"{path}:{index + 1}: no options found in the question")
+                if answer not in options:
+                    raise ValueError(f"{path}:{index + 1}: answer {answer!r} is not an option {sorted(options)}")
+            questions.append(
+                Question(
+                    id=f"{name}-{index:05d}",
+                    benchmark=name,
+                    media=root / media,
+                    prompt=prompt,
+                    options=options,
+                    answer=answer,
+                    categories={k: str(v) for k, v in categories.items() if v not in (None, "")},
+                    events=tuple(row.get("events", ())),
+                    index=index,
+                )
+            )
+    logger.info("loaded %d %s questions from %s", len(questions), name, path)
+    return questions
+
+
+def check_media(questions: list[Question], skip_missing: bool = False, examples: int = 5) -> list[Question]:
+    """Report missing media before a run starts; drop them if `skip_missing`, else raise.
+
+    Several questions often share one video, so each distinct path is checked once.
+    """
+    exists: dict[Path, bool] = {}
+    for question in questions:
+        if question.media not in exists:
+            exists[question.media] = question.media.is_file()
+    missing = [q for q in questions if not exists[q.media]]
+    if not missing:
+        return questions
+    videos = sorted({str(q.media) for q in missing})
+    message = (
+        f"{len(missing)} of {len(questions)} questions ({len(videos)} videos) have no media file, "
+        f"e.g. {', '.join(videos[:examples])}"
+    )
+    if not skip_missing:
+        raise MissingMediaError(
+            f"{message}. Check --media-root (paths are relative to it) or pass --skip-missing."
+        )
+    logger.warning("%s; skipping them (--skip-missing)", message)
+    return [q for q in questions if exists[q.media]]
+
+
+def find_questions_file(name: str, media_root: str | Path | None = None) -> Path:
+    """Where the question file of `name` is when the user did not pass one.
+
+    Looks in $OMNISIFT_BENCHMARKS/<name>/data.jsonl, then <media_root>/data.jsonl.
+    """
+    name = canonical_name(name)
+    candidates = []
+    if os.environ.get("OMNISIFT_BENCHMARKS"):
+        candidates.append(Path(os.environ["OMNISIFT_BENCHMARKS"]) / name / "data.jsonl")
+    if media_root is not None:
+        candidates.append(Path(media_root) / "data.jsonl")
+        candidates.append(Path(media_root) / name / "data.jsonl")
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    tried = ", ".join(str(c) for c in candidates) or "nothing"
+    raise FileNotFoundError(
+        f"no question file for {name} (tried {tried}); pass --questions PATH/data.jsonl "
+        "or set OMNISIFT_BENCHMARKS to the folder holding <benchmark>/data.jsonl"
+    )

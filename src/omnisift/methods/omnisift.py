@@ -1,0 +1,199 @@
+"""OmniSIFT (arXiv 2602.04804): spatio-temporal video pruning, then vision-guided audio selection.
+
+STVP, per group of two grids (SPEC 3.2-3.3): the first grid drops its `floor(n * video_drop)` tokens
+most cosine-similar to the grid's mean; the second grid (when as large as the first) drops the same
+number of tokens most similar to the token at the same index of the unpruned first grid. A second
+grid of another size is kept whole (the temporal rule needs index-aligned patches).
+
+VGAS (SPEC 3.4): the group's surviving video tokens are the anchors; the selector scores the group's
+audio against them and the top `La - floor(La * audio_drop)` are kept. During training the kept audio
+is multiplied by a straight-through factor of value exactly 1 so the selector gets a gradient.
+
+All grids and groups of the whole batch are handled in a few batched calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from ..budget import Budget, audio_keep_per_group, group_audio_sizes, video_keep_per_grid
+from ..layout import Layout
+from ..ops import cosine_rows, descending_rank, top_per_group
+from .base import Selection, SelectionMethod, register
+
+__all__ = [
+    "OmniSIFT",
+    "stvp_scores",
+    "gather_grids",
+    "drop_highest",
+    "vgas_keep",
+    "straight_through",
+    "keep_from_parts",
+]
+
+
+def gather_grids(
+    layout: Layout, flat_embeds: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """[G, P, D] video tokens grid by grid (zeros where a grid is shorter), the [G, P] mask and [G, P] index."""
+    index, present = layout.grid_index_matrix()
+    grids = flat_embeds[index]
+    if layout.video_flat.numel() != present.numel():
+        grids.masked_fill_(~present.unsqueeze(-1), 0)
+    return grids, present, index
+
+
+def stvp_scores(layout: Layout, grids: torch.Tensor) -> torch.Tensor:
+    """[G, P] redundancy of each video token: cosine to its grid mean (first grids) or to the same
+    patch of the group's first grid (second grids). Higher = more redundant."""
+    norms = torch.linalg.vector_norm(grids, dim=-1)
+    means = grids.sum(1) / layout.grid_size.clamp_min(1).unsqueeze(1).to(grids.dtype)
+    spatial = cosine_rows(
+        torch.bmm(grids, means.unsqueeze(-1)).squeeze(-1),
+        norms,
+        torch.linalg.vector_norm(means, dim=-1, keepdim=True),
+    )
+    if layout.num_grids < 2:
+        return spatial
+    temporal = cosine_rows(torch.linalg.vecdot(grids[1:], grids[:-1]), norms[1:], norms[:-1])
+    temporal = torch.cat([spatial[:1], temporal], 0)
+    return torch.where(layout.grid_is_first.unsqueeze(1), spatial, temporal)
+
+
+def drop_highest(scores: torch.Tensor, present: torch.Tensor, keep_counts: torch.Tensor) -> torch.Tensor:
+    """[G, P] True for the tokens kept when each grid drops its `size - keep` highest scores."""
+    scores = scores.masked_fill(~present, float("-inf"))
+    drop_counts = present.sum(1) - keep_counts
+    return present & (descending_rank(scores) >= drop_counts.unsqueeze(1))
+
+
+def vgas_keep(
+    layout: Layout,
+    flat_embeds: torch.Tensor,
+    video_kept: torch.Tensor,
+    video_index: torch.Tensor,
+    budget: Budget,
+    selector: nn.Module,
+    anchors_from_audio: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Score grouped audio with the selector and keep the top of each group.
+
+    Returns the flat indices of grouped audio tokens, whether each is kept, and their scores.
+    With `anchors_from_audio` the audio tokens serve as their own keys (the audio-only ablation).
+    """
+    grouped = layout.audio_group >= 0
+    audio_flat = layout.audio_flat[grouped]
+    audio_group = layout.audio_group[grouped]
+    num_groups = layout.num_groups
+    audio = flat_embeds[audio_flat]
+    if anchors_from_audio:
+        anchors, anchor_group = audio, audio_group
+    else:
+        grid_of_slot = torch.arange(layout.num_grids, device=layout.device).unsqueeze(1).expand_as(video_kept)
+        anchors = flat_embeds[video_index[video_kept]]
+        anchor_group = layout.grid_group[grid_of_slot[video_kept]]
+    scores = selector.score_groups(anchors, anchor_group, audio, audio_group, num_groups)
+    if torch.isnan(scores).any():
+        raise ValueError(
+            "the selector returned NaN scores: check the selector weights and that the embeddings are finite "
+            "(in fp16, overflow is a common cause; use bf16 or fp32)."
+        )
+    sizes = group_audio_sizes(layout)
+    anchor_counts = torch.bincount(anchor_group, minlength=num_groups)
+    keep_counts = torch.where(
+        anchor_counts > 0, audio_keep_per_group(layout, budget.audio_drop, sizes), sizes
+    )
+    return audio_flat, top_per_group(scores, audio_group, keep_counts, num_groups), scores
+
+
+def straight_through(
+    inputs_embeds: torch.Tensor, audio_flat: torch.Tensor, audio_kept: torch.Tensor, scores: torch.Tensor
+) -> torch.Tensor:
+    """Multiply kept audio rows by `(1 - s).detach() + s` (value exactly 1) so gradients reach the scores."""
+    batch, seq_len, _ = inputs_embeds.shape
+    kept_scores = scores[audio_kept].to(inputs_embeds.dtype)
+    factor = (torch.ones_like(kept_scores) - kept_scores).detach() + kept_scores
+    full = torch.ones(batch * seq_len, dtype=inputs_embeds.dtype, device=inputs_embeds.device)
+    full = full.index_put((audio_flat[audio_kept],), factor)
+    return inputs_embeds * full.view(batch, seq_len, 1)
+
+
+def keep_from_parts(
+    layout: Layout,
+    video_kept: torch.Tensor,
+    video_index: torch.Tensor,
+    audio_flat: torch.Tensor | None = None,
+    audio_kept: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """[B, N] keep mask: everything but the dropped video slots and dropped audio tokens."""
+    keep = torch.ones(layout.batch_size * layout.seq_len, dtype=torch.bool, device=layout.device)
+    keep[video_index[~video_kept & _present(layout)]] = False
+    if audio_flat is not None and audio_kept is not None:
+        keep[audio_flat[~audio_kept]] = False
+    return keep.view(layout.batch_size, layout.seq_len)
+
+
+def _present(layout: Layout) -> torch.Tensor:
+    return torch.arange(layout.max_grid_size, device=layout.device).unsqueeze(0) < layout.grid_size.unsqueeze(
+        1
+    )
+
+
+@register
+@dataclass
+class OmniSIFT(SelectionMethod):
+    """STVP video pruning, then the learned vision-guided audio selector."""
+
+    name = "omnisift"
+    paper = "OmniSIFT, arXiv 2602.04804"
+    modalities = "audio+video"
+    needs_selector = True
+    anchors_from_audio: ClassVar[bool] = False
+
+    def video_scores(self, layout: Layout, grids: torch.Tensor) -> torch.Tensor:
+        return stvp_scores(layout, grids)
+
+    def select(
+        self,
+        layout: Layout,
+        inputs_embeds: torch.Tensor,
+        budget: Budget,
+        *,
+        selector: nn.Module | None = None,
+        seed: int = 0,
+        audio_saliency: torch.Tensor | None = None,
+    ) -> Selection:
+        flat = inputs_embeds.reshape(-1, inputs_embeds.shape[-1])
+        if layout.num_grids == 0:
+            return Selection(keep=torch.ones_like(layout.valid), inputs_embeds=inputs_embeds)
+        grids, present, index = gather_grids(layout, flat)
+        scores = self.video_scores(layout, grids)
+        del grids
+        video_kept = drop_highest(scores, present, video_keep_per_grid(layout, budget.video_drop))
+        audio_flat = audio_kept = None
+        embeds = inputs_embeds
+        if _has_grouped_audio(layout) and _drops_audio(budget):
+            if selector is None:
+                raise ValueError(
+                    "OmniSIFT drops audio with its trained selector: pass selector=... (see load_selector), "
+                    "or set audio_drop=0 to prune video only."
+                )
+            audio_flat, audio_kept, audio_scores = vgas_keep(
+                layout, flat, video_kept, index, budget, selector, anchors_from_audio=self.anchors_from_audio
+            )
+            if torch.is_grad_enabled() and selector.training:
+                embeds = straight_through(inputs_embeds, audio_flat, audio_kept, audio_scores)
+        keep = keep_from_parts(layout, video_kept, index, audio_flat, audio_kept)
+        return Selection(keep=keep, inputs_embeds=embeds)
+
+
+def _has_grouped_audio(layout: Layout) -> bool:
+    return layout.audio_group.numel() > 0 and bool((layout.audio_group >= 0).any())
+
+
+def _drops_audio(budget: Budget) -> bool:
+    return bool((budget.audio_drop > 0).any())
