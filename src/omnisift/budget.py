@@ -6,13 +6,16 @@ what Python's `int(n * r)` does. Every method uses these counts, so comparisons 
 
 A `retain` target (fraction of a sample's audio + video tokens kept) is solved per sample from the
 layout before any selection: keep the given audio drop and find the smallest video drop that meets
-the target; if even the largest video drop cannot, drop more audio too. The achieved fraction never
-exceeds the target and is reported in the stats.
+the target; if even the largest video drop cannot, drop more audio too; if the target is met with no
+video dropped at all (e.g. retain=1.0), lower the audio drop to the smallest that meets it. The
+achieved fraction never exceeds the target and is reported in the stats.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import logging
 
 import torch
 
@@ -24,6 +27,8 @@ MAX_DROP = 1.0 - 1e-9
 """Largest drop the solver uses: every grid keeps at least one token (its anchors)."""
 
 _BISECTION_STEPS = 60
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -121,8 +126,17 @@ def resolve_budget(
     vd_solved, reachable = _smallest_drop(
         lambda r: _kept_per_sample(layout, r, ad), torch.zeros_like(vd), top, target
     )
-    ad_solved, _ = _smallest_drop(lambda r: _kept_per_sample(layout, top, r), ad, top, target)
+    ad_raised, _ = _smallest_drop(lambda r: _kept_per_sample(layout, top, r), ad, top, target)
+    if not bool(reachable.all()):
+        logger.warning(
+            "retain=%s is below what some samples can reach (every grid keeps at least one token); "
+            "they keep the fewest tokens possible, see the achieved fraction in the stats",
+            retain,
+        )
+    zero = torch.zeros_like(vd)
+    ad_lowered, _ = _smallest_drop(lambda r: _kept_per_sample(layout, zero, r), zero, ad, target)
+    video_alone_too_much = vd_solved == 0
     return Budget(
         video_drop=torch.where(reachable, vd_solved, top),
-        audio_drop=torch.where(reachable, ad, ad_solved),
+        audio_drop=torch.where(reachable, torch.where(video_alone_too_much, ad_lowered, ad), ad_raised),
     )
