@@ -1,6 +1,7 @@
 """omnisift: drop redundant audio and video tokens before the LLM of omni-modal models (OmniSIFT)."""
 
 from .api import SelectionResult, compress_inputs, keep_mask, select_tokens
+from .attach import CallStats, CompressionConfig, CompressionHandle, attach, load_pretrained
 from .budget import Budget, resolve_budget
 from .compress import Compressed, SampleStats, compress
 from .layout import Layout, TokenIds, build_layout
@@ -10,6 +11,11 @@ from .selector import VisionGuidedAudioSelector, load_selector, save_selector
 __version__ = "0.1.0"
 
 __all__ = [
+    "CallStats",
+    "CompressionConfig",
+    "CompressionHandle",
+    "attach",
+    "load_pretrained",
     "Budget",
     "Compressed",
     "Layout",

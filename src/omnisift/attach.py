@@ -1,0 +1,380 @@
+"""Attach compression to a stock transformers model with hooks: no fork, `remove()` restores it exactly.
+
+At prefill, a kwargs pre-hook on the language model receives the merged `inputs_embeds` and the
+M-RoPE `position_ids`; it runs the selection and passes on the compact batch (all position rows,
+including the text row generate carries, and the compressed attention mask). During decoding,
+generate keeps sending the uncompressed mask (prompt length L plus the new columns) while the cache
+holds K compressed tokens; the hook swaps in "compressed mask + new columns" so left-padded rows stay
+right. `rope_deltas` is set from the kept positions so a manual decode (`position_ids=None`) is right.
+
+Refused, with an error saying what to do: static or compiled caches (a 4D mask dict arrives),
+media arriving on a non-empty cache (continuing generation or chunked prefill), `labels` (the loss
+would be against uncompressed labels), the talker's speech output, and calls without `input_ids`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import weakref
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .api import select_tokens
+from .budget import validate_drops
+from .compress import SampleStats, compress
+from .methods import METHODS, available_methods, get_method
+from .models import find_adapter
+from .selector import VisionGuidedAudioSelector, load_selector
+
+__all__ = ["CompressionConfig", "CompressionHandle", "CallStats", "attach", "load_pretrained"]
+
+logger = logging.getLogger(__name__)
+
+_ACTIVE: weakref.WeakKeyDictionary[nn.Module, CompressionHandle] = weakref.WeakKeyDictionary()
+
+
+@dataclass
+class CompressionConfig:
+    """What to compress and how much.
+
+    Args:
+        method: a registered method name (`omnisift methods` lists them).
+        video_drop, audio_drop: fractions of video / audio tokens dropped, in [0, 1).
+        retain: target fraction of each sample's audio+video tokens kept, in (0, 1]; overrides video_drop
+            (see `omnisift.budget`).
+        selector: the trained audio selector: a module, a selector `.safetensors` file, or a checkpoint
+            folder holding `thinker.compressor.*` keys (the released OmniSIFT-7B).
+        seed: seed of the random choices some methods make.
+    """
+
+    method: str = "omnisift"
+    video_drop: float = 0.7
+    audio_drop: float = 0.3
+    retain: float | None = None
+    selector: nn.Module | str | Path | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; available: {', '.join(available_methods())}.")
+        validate_drops(self.video_drop, self.audio_drop, self.retain)
+        if self.selector is not None and not isinstance(self.selector, (nn.Module, str, Path)):
+            raise ValueError(
+                f"selector must be an nn.Module, a .safetensors file or a checkpoint folder, got {type(self.selector)}."
+            )
+        if isinstance(self.selector, (str, Path)) and not Path(self.selector).exists():
+            raise ValueError(f"selector path {self.selector} does not exist.")
+        if not isinstance(self.seed, int):
+            raise ValueError(f"seed must be an int, got {self.seed!r}.")
+
+
+@dataclass(frozen=True)
+class CallStats:
+    """What one compressed forward did."""
+
+    samples: list[SampleStats]
+    select_seconds: float
+    compressed: bool
+
+
+@dataclass
+class _DecodeState:
+    """What decode steps need after a compressed prefill: the compact mask and the original length."""
+
+    compact_mask: torch.Tensor
+    original_length: int
+    compact_length: int
+
+
+@dataclass
+class CompressionHandle:
+    """A live attachment: stats of each call, `remove()`, and use as a context manager."""
+
+    model: nn.Module
+    config: CompressionConfig
+    adapter: Any
+    selector: nn.Module | None
+    history: deque[CallStats] = field(default_factory=lambda: deque(maxlen=1000))
+    _hooks: list[Any] = field(default_factory=list)
+    _input_ids: torch.Tensor | None = None
+    _decode: weakref.WeakKeyDictionary = field(default_factory=weakref.WeakKeyDictionary)
+    _audio_saliency: Any = None
+    _method: Any = None
+
+    @property
+    def last_stats(self) -> list[SampleStats]:
+        """Per-sample stats of the most recent prefill (empty before the first)."""
+        return self.history[-1].samples if self.history else []
+
+    @property
+    def last_select_seconds(self) -> float:
+        return self.history[-1].select_seconds if self.history else 0.0
+
+    @property
+    def attached(self) -> bool:
+        return bool(self._hooks)
+
+    def remove(self) -> None:
+        """Take every hook off; the model is the stock model again."""
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks.clear()
+        if self._audio_saliency is not None:
+            self._audio_saliency.remove()
+            self._audio_saliency = None
+        _ACTIVE.pop(self.model, None)
+        self._input_ids = None
+
+    def __enter__(self) -> CompressionHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+    # hooks -----------------------------------------------------------------------------------------
+
+    def _on_thinker(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        if kwargs.get("labels") is not None:
+            raise RuntimeError(
+                "omnisift: forward with `labels` is not supported while compression is attached (the loss would "
+                "compare compressed logits with uncompressed labels). Use omnisift.training, or remove() first."
+            )
+
+    def _on_thinker_model(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        self._input_ids = ids
+
+    def _on_talker(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        raise RuntimeError(
+            "omnisift: speech output (the talker) is not supported with compression attached: the talker reads "
+            "the thinker's per-token hidden states, which compression shortens. Generate text with "
+            "model.generate(..., generation_mode='text') or model.thinker.generate(...), or remove() first."
+        )
+
+    def _on_language_model(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+        mask = kwargs.get("attention_mask")
+        if isinstance(mask, dict) or (mask is not None and mask.ndim != 2):
+            raise RuntimeError(
+                "omnisift: a prepared 4D attention mask arrived (static or compiled cache). Compression changes the "
+                "sequence length at prefill; use the default dynamic cache without torch.compile."
+            )
+        cache = kwargs.get("past_key_values")
+        if cache is not None and getattr(cache, "is_compileable", False):
+            raise RuntimeError(
+                "omnisift: static/compileable caches are not supported (their size is fixed before compression). "
+                "Use the default DynamicCache (cache_implementation=None)."
+            )
+        past = cache.get_seq_length() if cache is not None else 0
+        ids = self._input_ids
+        self._input_ids = None
+        if past > 0:
+            return self._decode_step(cache, ids, kwargs)
+        return self._prefill(cache, ids, kwargs)
+
+    def _has_media(self, ids: torch.Tensor | None) -> bool:
+        token_ids = self.adapter.token_ids
+        return ids is not None and bool(((ids == token_ids.video) | (ids == token_ids.audio)).any())
+
+    def _decode_step(self, cache: Any, ids: torch.Tensor | None, kwargs: dict) -> tuple[tuple, dict] | None:
+        if self._has_media(ids):
+            raise RuntimeError(
+                "omnisift: audio/video tokens arrived on a non-empty cache (continuing generation from a cache, or "
+                "chunked prefill). Compression runs once at prefill: start from an empty cache and do not set "
+                "prefill_chunk_size."
+            )
+        state = self._decode.get(cache)
+        if state is None:
+            return None
+        embeds = kwargs["inputs_embeds"]
+        batch, new = embeds.shape[0], embeds.shape[1]
+        past = cache.get_seq_length()
+        generated = past - state.compact_length
+        mask = kwargs.get("attention_mask")
+        if mask is None:
+            extra = torch.ones(batch, generated + new, dtype=state.compact_mask.dtype, device=embeds.device)
+        else:
+            if mask.shape[1] != state.original_length + generated + new:
+                raise RuntimeError(
+                    f"omnisift: decode mask has {mask.shape[1]} columns, expected {state.original_length} prompt + "
+                    f"{generated + new} new ones. Was the cache or the mask changed between steps?"
+                )
+            extra = mask[:, state.original_length :].to(state.compact_mask.dtype)
+        compact = state.compact_mask
+        if compact.shape[0] != batch:  # e.g. beam search expanded after prefill: never seen, refuse loudly
+            raise RuntimeError(
+                "omnisift: the batch size changed between prefill and decode; this is not supported."
+            )
+        kwargs["attention_mask"] = torch.cat([compact, extra], dim=1)
+        return (), kwargs
+
+    def _prefill(self, cache: Any, ids: torch.Tensor | None, kwargs: dict) -> tuple[tuple, dict] | None:
+        embeds = kwargs.get("inputs_embeds")
+        positions = kwargs.get("position_ids")
+        if embeds is None:
+            return None
+        if ids is None:
+            raise RuntimeError(
+                "omnisift: the thinker was called without input_ids, so audio/video tokens cannot be found. "
+                "Pass input_ids (the processor's output) rather than inputs_embeds."
+            )
+        if ids.shape != embeds.shape[:2]:
+            raise RuntimeError(
+                f"omnisift: input_ids {tuple(ids.shape)} do not match embeddings {tuple(embeds.shape[:2])}."
+            )
+        if not self._has_media(ids):
+            return None
+        if positions is None or positions.ndim != 3:
+            raise RuntimeError(
+                "omnisift: the model computed no M-RoPE position ids for this call. Pass attention_mask (and "
+                "use_audio_in_video=True for videos with audio) so Qwen2.5-Omni builds them."
+            )
+        mask = kwargs.get("attention_mask")
+        start = time.perf_counter()
+        saliency = self._audio_saliency.take(ids) if self._audio_saliency is not None else None
+        result = select_tokens(
+            embeds,
+            ids,
+            positions[-3:],
+            method=self._method,
+            selector=self.selector,
+            video_drop=self.config.video_drop,
+            audio_drop=self.config.audio_drop,
+            retain=self.config.retain,
+            attention_mask=mask,
+            token_ids=self.adapter.token_ids,
+            seed=self.config.seed,
+            audio_saliency=saliency,
+        )
+        stats = result.stats()
+        dropped = any(s.length_after < s.length_before for s in stats)
+        if dropped or result.inputs_embeds is not embeds:
+            out = compress(
+                result.keep, result.inputs_embeds, positions, mask, padding_side=_padding_side(mask)
+            )
+            kwargs["inputs_embeds"] = out.inputs_embeds
+            kwargs["position_ids"] = out.position_ids
+            kwargs["attention_mask"] = (
+                out.attention_mask.to(mask.dtype) if mask is not None else out.attention_mask
+            )
+            kept_positions = torch.where(out.attention_mask.bool(), out.position_ids[-3:].amax(0), -1)
+            kept_length = out.attention_mask.sum(1)
+            self.adapter.set_rope_deltas((kept_positions.amax(1) + 1 - kept_length).unsqueeze(1))
+            if cache is not None:
+                self._decode[cache] = _DecodeState(
+                    compact_mask=out.attention_mask.to(mask.dtype if mask is not None else torch.long),
+                    original_length=embeds.shape[1],
+                    compact_length=out.inputs_embeds.shape[1],
+                )
+        elapsed = time.perf_counter() - start
+        call = CallStats(samples=stats, select_seconds=elapsed, compressed=dropped)
+        self.history.append(call)
+        logger.debug(
+            "omnisift: %s, %d samples, %.1f ms, retained %s",
+            self.config.method,
+            len(stats),
+            elapsed * 1e3,
+            [round(s.retained, 3) for s in stats],
+        )
+        return (), kwargs
+
+
+def _padding_side(mask: torch.Tensor | None) -> str:
+    """Generation batches are left padded; a right-padded mask (training) stays right padded."""
+    if mask is None:
+        return "left"
+    return "right" if bool((mask[:, -1] == 0).any()) and not bool((mask[:, 0] == 0).any()) else "left"
+
+
+def _resolve_selector(config: CompressionConfig, adapter: Any) -> nn.Module | None:
+    method = get_method(config.method)
+    selector = config.selector
+    if selector is None:
+        if method.needs_selector and (config.audio_drop > 0 or config.retain is not None):
+            raise ValueError(
+                f"method {config.method!r} needs a trained audio selector: CompressionConfig(selector=...) with the "
+                "OmniSIFT checkpoint folder or a selector .safetensors file, or audio_drop=0 for video-only pruning."
+            )
+        return None
+    if isinstance(selector, (str, Path)):
+        selector = load_selector(selector, hidden_size=adapter.hidden_size)
+    elif isinstance(selector, VisionGuidedAudioSelector) and selector.hidden_size != adapter.hidden_size:
+        raise ValueError(
+            f"the selector has hidden size {selector.hidden_size} but the model has {adapter.hidden_size}."
+        )
+    return selector.to(device=adapter.device, dtype=adapter.dtype)
+
+
+def attach(model: nn.Module, config: CompressionConfig | None = None) -> CompressionHandle:
+    """Compress the audio/video tokens of every prefill of `model` until `handle.remove()`.
+
+    `model` is a `Qwen2_5OmniForConditionalGeneration` or its `.thinker`. Returns the handle (also a
+    context manager). Generate text with `model.thinker.generate(...)` (or `model.generate(...,
+    generation_mode="text")` where the stock model allows it).
+    """
+    config = config or CompressionConfig()
+    adapter = find_adapter(model)
+    if adapter.thinker in _ACTIVE or model in _ACTIVE:
+        raise RuntimeError(
+            "omnisift is already attached to this model: call handle.remove() before attaching again."
+        )
+    selector = _resolve_selector(config, adapter)
+    handle = CompressionHandle(model=model, config=config, adapter=adapter, selector=selector)
+    handle._hooks.append(adapter.thinker.register_forward_pre_hook(handle._on_thinker, with_kwargs=True))
+    handle._hooks.append(
+        adapter.thinker_model.register_forward_pre_hook(handle._on_thinker_model, with_kwargs=True)
+    )
+    handle._hooks.append(
+        adapter.language_model.register_forward_pre_hook(handle._on_language_model, with_kwargs=True)
+    )
+    if adapter.talker is not None:
+        handle._hooks.append(adapter.talker.register_forward_pre_hook(handle._on_talker, with_kwargs=True))
+    handle._method = method = get_method(config.method)
+    if method.needs_audio_attention:
+        from .methods.omnizip import audio_saliency_hook
+
+        handle._audio_saliency = audio_saliency_hook(adapter)
+    _ACTIVE[adapter.thinker] = handle
+    logger.info("omnisift attached (%s) to %s", config, type(model).__name__)
+    return handle
+
+
+def load_pretrained(
+    path: str | Path, config: CompressionConfig | None = None, **from_pretrained_kwargs: Any
+) -> tuple[nn.Module, CompressionHandle]:
+    """Load a released OmniSIFT checkpoint: the stock model (fine-tuned weights) plus its selector.
+
+    The folder's `thinker.compressor.*` keys hold the selector; they are set aside when the stock class
+    loads and attached from the same folder. A folder without selector keys is an error.
+    """
+    import json
+
+    import transformers
+
+    from .selector import find_selector_keys
+
+    path = Path(path)
+    find_selector_keys(path)  # fail before loading gigabytes when the folder has no selector
+    model_type = json.loads((path / "config.json").read_text()).get("model_type")
+    classes = {
+        "qwen2_5_omni": transformers.Qwen2_5OmniForConditionalGeneration,
+        "qwen2_5_omni_thinker": transformers.Qwen2_5OmniThinkerForConditionalGeneration,
+    }
+    if model_type not in classes:
+        raise ValueError(f"{path}: model_type {model_type!r} is not supported; supported: {sorted(classes)}.")
+    cls = classes[model_type]
+    ignored = list(getattr(cls, "_keys_to_ignore_on_load_unexpected", None) or [])
+    cls._keys_to_ignore_on_load_unexpected = ignored + [r"(^|\.)compressor\."]
+    try:
+        model = cls.from_pretrained(path, **from_pretrained_kwargs)
+    finally:
+        cls._keys_to_ignore_on_load_unexpected = ignored or None
+    config = config or CompressionConfig()
+    if config.selector is None:
+        config = CompressionConfig(**{**config.__dict__, "selector": path})
+    return model, attach(model, config)

@@ -1,0 +1,750 @@
+"""Tiny, offline Qwen2.5-Omni fixtures shared by the tests and the demo.
+
+No weights can be downloaded, so every test builds its model, processor and media here: a random
+Qwen2.5-Omni thinker small enough for a 2-core CPU, a processor assembled from the real transformers
+5.23 image/video/audio processors plus a byte-level tokenizer that carries the real special-token ids,
+synthetic clips (moving frames plus a tone) written with PyAV, and a helper that turns clips into
+model inputs with the video's own audio track interleaved (``use_audio_in_video`` semantics).
+
+5.23 answer: full-model ``generate(..., return_audio=False)`` fails (ValueError: unused model_kwargs ['return_audio']); ``generation_mode="text"`` works only with a talker and a speaker entry, so use ``model.thinker.generate``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import (
+    BatchFeature,
+    Qwen2_5OmniConfig,
+    Qwen2_5OmniForConditionalGeneration,
+    Qwen2_5OmniProcessor,
+    Qwen2_5OmniThinkerConfig,
+    Qwen2_5OmniThinkerForConditionalGeneration,
+    Qwen2Tokenizer,
+    WhisperFeatureExtractor,
+)
+from transformers.utils import logging as hf_logging
+
+logger = logging.getLogger(__name__)
+
+# Real Qwen2.5-Omni token ids (tokenizer and thinker config agree on these).
+PAD_ID = 151643  # <|endoftext|>
+IM_START_ID = 151644
+IM_END_ID = 151645
+AUDIO_ID = 151646
+AUDIO_BOS_ID = 151647
+AUDIO_EOS_ID = 151648
+VISION_BOS_ID = 151652
+VISION_EOS_ID = 151653
+IMAGE_ID = 151655
+VIDEO_ID = 151656
+
+SPECIAL_TOKENS: dict[str, int] = {
+    "<|endoftext|>": PAD_ID,
+    "<|im_start|>": IM_START_ID,
+    "<|im_end|>": IM_END_ID,
+    "<|AUDIO|>": AUDIO_ID,
+    "<|audio_bos|>": AUDIO_BOS_ID,
+    "<|audio_eos|>": AUDIO_EOS_ID,
+    "<|vision_bos|>": VISION_BOS_ID,
+    "<|vision_eos|>": VISION_EOS_ID,
+    "<|IMAGE|>": IMAGE_ID,
+    "<|VIDEO|>": VIDEO_ID,
+}
+
+# Attribute names the 5.23 processor reads from its tokenizer (``tokenizer.image_token`` etc.).
+_NAMED_MEDIA_TOKENS: dict[str, str] = {
+    "image_token": "<|IMAGE|>",
+    "audio_token": "<|AUDIO|>",
+    "video_token": "<|VIDEO|>",
+    "vision_bos_token": "<|vision_bos|>",
+    "vision_eos_token": "<|vision_eos|>",
+    "audio_bos_token": "<|audio_bos|>",
+    "audio_eos_token": "<|audio_eos|>",
+}
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are Qwen, a virtual human developed by the Qwen Team, Alibaba Group, capable of perceiving "
+    "auditory and visual inputs, as well as generating text and speech."
+)
+
+# Behaves like Qwen2.5-Omni's template: a default system turn when the first message is not a system
+# message, media placeholders wrapped in their bos/eos tokens, optional "Video 1: " style ids, and an
+# assistant header as generation prompt. One deliberate choice: an audio part with no source (the
+# ``{"type": "audio"}`` marker transformers inserts after a video when loading its audio track)
+# renders nothing, because the audio track is interleaved into the video placeholder.
+CHAT_TEMPLATE = (
+    "{%- set ns = namespace(images=0, videos=0, audios=0) -%}"
+    "{%- for message in messages -%}"
+    "{%- if loop.first and message['role'] != 'system' -%}"
+    "{{ '<|im_start|>system\\n' + default_system + '<|im_end|>\\n' }}"
+    "{%- endif -%}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' }}"
+    "{%- if message['content'] is string -%}"
+    "{{ message['content'] }}"
+    "{%- else -%}"
+    "{%- for part in message['content'] -%}"
+    "{%- if part['type'] == 'image' or 'image' in part or 'image_url' in part -%}"
+    "{%- set ns.images = ns.images + 1 -%}"
+    "{%- if add_vision_id -%}{{ 'Picture ' + ns.images|string + ': ' }}{%- endif -%}"
+    "{{ '<|vision_bos|><|IMAGE|><|vision_eos|>' }}"
+    "{%- elif part['type'] == 'video' or 'video' in part -%}"
+    "{%- set ns.videos = ns.videos + 1 -%}"
+    "{%- if add_vision_id -%}{{ 'Video ' + ns.videos|string + ': ' }}{%- endif -%}"
+    "{{ '<|vision_bos|><|VIDEO|><|vision_eos|>' }}"
+    "{%- elif part['type'] == 'audio' or 'audio' in part or 'audio_url' in part -%}"
+    "{%- if 'audio' in part or 'audio_url' in part or 'url' in part or 'path' in part -%}"
+    "{%- set ns.audios = ns.audios + 1 -%}"
+    "{%- if add_audio_id -%}{{ 'Audio ' + ns.audios|string + ': ' }}{%- endif -%}"
+    "{{ '<|audio_bos|><|AUDIO|><|audio_eos|>' }}"
+    "{%- endif -%}"
+    "{%- elif part['type'] == 'text' -%}"
+    "{{ part['text'] }}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- endif -%}"
+    "{{ '<|im_end|>\\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\\n' }}{%- endif -%}"
+)
+# The default system text is baked in so the template needs no extra render variables.
+CHAT_TEMPLATE = "{%- set default_system = '" + DEFAULT_SYSTEM_PROMPT + "' -%}" + CHAT_TEMPLATE
+
+# Per-frame pixel bounds of the tiny processor: a 112x112 frame stays 112x112 (4x4 merged cells,
+# 16 tokens per temporal grid), larger frames are scaled down to at most 4x4 cells.
+TINY_MIN_PIXELS = 28 * 28 * 4
+TINY_MAX_PIXELS = 28 * 28 * 16
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Silence transformers' config validation chatter while building tiny configs.
+
+    The stock talker config warns that its ``tts_text_*`` ids lie outside the talker vocabulary; they
+    index the thinker vocabulary, so the warning is noise (the real checkpoint config triggers it too).
+    """
+    previous = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(previous)
+
+
+def _text_heads(hidden_size: int, head_dim: int = 8) -> tuple[int, int]:
+    """Attention and key/value head counts for a tiny text model of ``hidden_size`` (head_dim 8)."""
+    if hidden_size % head_dim:
+        raise ValueError(f"hidden_size must be a multiple of {head_dim}, got {hidden_size}")
+    heads = hidden_size // head_dim
+    kv_heads = heads // 2 if heads % 2 == 0 else heads
+    return heads, kv_heads
+
+
+def tiny_thinker_config(
+    hidden_size: int = 32, num_layers: int = 2, vocab_size: int = 151936
+) -> Qwen2_5OmniThinkerConfig:
+    """A random-weight-sized Qwen2.5-Omni thinker config with the real token ids and chunk layout.
+
+    Head dim is fixed at 8 (mrope_section [1, 1, 2] sums to head_dim / 2), so the head count follows
+    ``hidden_size`` (32 -> 4 heads, 48 -> 6, 64 -> 8). ``vision_start_token_id`` is set on the object
+    because 5.23's ``get_rope_index`` reads it although it is not a declared field.
+    """
+    heads, kv_heads = _text_heads(hidden_size)
+    if vocab_size <= VIDEO_ID:
+        raise ValueError(f"vocab_size must exceed the largest special id {VIDEO_ID}, got {vocab_size}")
+    with _quiet_transformers():
+        config = Qwen2_5OmniThinkerConfig(
+            audio_config=dict(
+                num_mel_bins=128,
+                encoder_layers=1,
+                encoder_attention_heads=2,
+                encoder_ffn_dim=32,
+                d_model=16,
+                output_dim=hidden_size,
+                n_window=100,
+                max_source_positions=1500,
+            ),
+            vision_config=dict(
+                depth=1,
+                hidden_size=16,
+                intermediate_size=32,
+                num_heads=2,
+                out_hidden_size=hidden_size,
+                fullatt_block_indexes=[0],
+                window_size=112,
+                patch_size=14,
+                spatial_merge_size=2,
+                temporal_patch_size=2,
+            ),
+            text_config=dict(
+                vocab_size=vocab_size,
+                hidden_size=hidden_size,
+                intermediate_size=2 * hidden_size,
+                num_hidden_layers=num_layers,
+                num_attention_heads=heads,
+                num_key_value_heads=kv_heads,
+                rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [1, 1, 2]},
+                max_position_embeddings=32768,
+                pad_token_id=PAD_ID,
+                eos_token_id=IM_END_ID,
+            ),
+            audio_token_index=AUDIO_ID,
+            image_token_index=IMAGE_ID,
+            video_token_index=VIDEO_ID,
+            audio_start_token_id=AUDIO_BOS_ID,
+            audio_end_token_id=AUDIO_EOS_ID,
+            position_id_per_seconds=25,
+            seconds_per_chunk=2,
+        )
+    config.vision_start_token_id = VISION_BOS_ID
+    return config
+
+
+def _configure_generation(model: Any) -> None:
+    """Greedy decoding with the real pad/eos ids, so generate() neither warns nor samples."""
+    gen = model.generation_config
+    gen.pad_token_id = PAD_ID
+    gen.eos_token_id = IM_END_ID
+    gen.do_sample = False
+
+
+def tiny_thinker(
+    seed: int = 0, attn_implementation: str = "sdpa", **config_kwargs: Any
+) -> Qwen2_5OmniThinkerForConditionalGeneration:
+    """A deterministic tiny thinker (eval mode, fp32); ``config_kwargs`` go to ``tiny_thinker_config``.
+
+    Weights depend only on ``seed``; the global torch RNG is left untouched.
+    """
+    config = tiny_thinker_config(**config_kwargs)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = Qwen2_5OmniThinkerForConditionalGeneration._from_config(
+            config, attn_implementation=attn_implementation, dtype=torch.float32
+        )
+    _configure_generation(model)
+    return model.eval()
+
+
+def _tiny_talker_config(hidden_size: int) -> dict[str, Any]:
+    """Talker sized to the tiny thinker (its input projection reads thinker hidden states)."""
+    return dict(
+        vocab_size=8448,
+        embedding_size=hidden_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [1, 1, 2]},
+        max_position_embeddings=32768,
+    )
+
+
+def _tiny_token2wav_config() -> dict[str, Any]:
+    """DiT + BigVGAN small enough to build in well under a second (two upsampling stages only)."""
+    return dict(
+        dit_config=dict(
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            head_dim=16,
+            ff_mult=2,
+            emb_dim=16,
+            enc_emb_dim=16,
+            enc_dim=16,
+            enc_channels=[16, 16, 16, 16, 48],
+            enc_attention_channels=8,
+            enc_se_channels=8,
+            look_ahead_layers=[1],
+            look_backward_layers=[0],
+            block_size=24,
+            mel_dim=80,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+        ),
+        bigvgan_config=dict(
+            mel_dim=80,
+            upsample_initial_channel=32,
+            resblock_kernel_sizes=[3],
+            resblock_dilation_sizes=[[1, 3, 5]],
+            upsample_rates=[5, 3],
+            upsample_kernel_sizes=[11, 7],
+        ),
+    )
+
+
+def tiny_omni_model(
+    seed: int = 0,
+    enable_audio_output: bool = False,
+    attn_implementation: str = "sdpa",
+    **config_kwargs: Any,
+) -> Qwen2_5OmniForConditionalGeneration:
+    """The full model around a tiny thinker (eval, fp32), optionally with a tiny talker and token2wav.
+
+    Builds in about 0.2 s either way. A dummy "Chelsie" speaker (zero conditioning) is registered because
+    5.23's full-model ``generate`` looks the speaker up before anything else, even in text mode. With
+    ``enable_audio_output=False`` there is no talker and full-model ``generate`` fails in 5.23
+    (AttributeError on ``self.talker``); use ``model.thinker.generate`` for text.
+    """
+    thinker_config = tiny_thinker_config(**config_kwargs)
+    hidden = thinker_config.text_config.hidden_size
+    with _quiet_transformers():
+        config = Qwen2_5OmniConfig(
+            thinker_config=thinker_config,
+            talker_config=_tiny_talker_config(hidden),
+            token2wav_config=_tiny_token2wav_config(),
+            enable_audio_output=enable_audio_output,
+        )
+    # Sub-config objects may be copied during init; keep the undeclared field on the stored one.
+    config.thinker_config.vision_start_token_id = VISION_BOS_ID
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = Qwen2_5OmniForConditionalGeneration._from_config(
+            config, attn_implementation=attn_implementation, dtype=torch.float32
+        )
+    if enable_audio_output:
+        model.token2wav.float()  # token2wav always runs in fp32 in the stock model
+    _configure_generation(model.thinker)
+    enc_emb_dim = config.token2wav_config.dit_config.enc_emb_dim
+    mel_dim = config.token2wav_config.dit_config.mel_dim
+    model.speaker_map["Chelsie"] = {
+        "bos_token": 151870,
+        "cond": torch.zeros(1, enc_emb_dim),
+        "ref_mel": torch.zeros(1, 30, mel_dim),
+    }
+    return model.eval()
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """Byte -> printable character table of byte-level BPE (printable bytes map to themselves).
+
+    The order gives byte-level ids 0..255 in the same order as GPT-2/Qwen vocabularies.
+    """
+    printable = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
+    table: dict[int, str] = {b: chr(b) for b in printable}
+    extra = 0
+    for b in range(256):
+        if b not in table:
+            table[b] = chr(256 + extra)
+            extra += 1
+    ordered = printable + [b for b in range(256) if b not in printable]
+    return {b: table[b] for b in ordered}
+
+
+def tiny_tokenizer() -> Qwen2Tokenizer:
+    """A byte-level Qwen2 tokenizer (no merges) whose special tokens carry the real Qwen2.5-Omni ids.
+
+    Every string tokenizes (one id per UTF-8 byte) and decodes back exactly; special tokens are atomic.
+    """
+    vocab = {ch: i for i, ch in enumerate(_bytes_to_unicode().values())}
+    vocab.update(SPECIAL_TOKENS)
+    tokenizer = Qwen2Tokenizer(
+        vocab=vocab,
+        merges=[],
+        unk_token="<|endoftext|>",
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        extra_special_tokens=dict(_NAMED_MEDIA_TOKENS),
+        padding_side="left",
+        model_max_length=32768,
+    )
+    tokenizer.add_special_tokens(
+        {"extra_special_tokens": ["<|im_start|>", "<|im_end|>"]}, replace_extra_special_tokens=False
+    )
+    for token, expected in SPECIAL_TOKENS.items():
+        got = tokenizer.convert_tokens_to_ids(token)
+        if got != expected:  # pragma: no cover - guards against a tokenizers behaviour change
+            raise RuntimeError(f"tiny tokenizer maps {token} to {got}, expected {expected}")
+    return tokenizer
+
+
+def tiny_processor(
+    min_pixels: int = TINY_MIN_PIXELS,
+    max_pixels: int = TINY_MAX_PIXELS,
+    audio_chunk_length: int = 30,
+) -> Qwen2_5OmniProcessor:
+    """A Qwen2.5-Omni processor built fully offline with small pixel limits.
+
+    Real ``Qwen2VLImageProcessor``/``Qwen2VLVideoProcessor`` and ``WhisperFeatureExtractor(128 mels)``,
+    the byte-level ``tiny_tokenizer`` and ``CHAT_TEMPLATE``. The processor class carries its own video
+    size defaults (128*28*28 .. 768*28*28 pixels) that override the video processor's, so the small
+    limits are set on this instance's ``videos_kwargs``/``images_kwargs``. The Whisper window is
+    ``audio_chunk_length`` seconds: longer audio is truncated by the processor.
+    """
+    from transformers import Qwen2VLImageProcessor, Qwen2VLVideoProcessor
+
+    size = {"shortest_edge": min_pixels, "longest_edge": max_pixels}
+    image_processor = Qwen2VLImageProcessor(
+        size=dict(size), patch_size=14, merge_size=2, temporal_patch_size=2
+    )
+    video_processor = Qwen2VLVideoProcessor(
+        size=dict(size), patch_size=14, merge_size=2, temporal_patch_size=2
+    )
+    feature_extractor = WhisperFeatureExtractor(
+        feature_size=128, sampling_rate=16000, chunk_length=audio_chunk_length, return_attention_mask=True
+    )
+    processor = Qwen2_5OmniProcessor(
+        image_processor=image_processor,
+        video_processor=video_processor,
+        feature_extractor=feature_extractor,
+        tokenizer=tiny_tokenizer(),
+        chat_template=CHAT_TEMPLATE,
+    )
+    processor.videos_kwargs = {"size": dict(size)}
+    processor.images_kwargs = {"size": dict(size)}
+    return processor
+
+
+# --------------------------------------------------------------------------------------------------
+# Media
+# --------------------------------------------------------------------------------------------------
+
+
+def _clip_frame(index: int, count: int, height: int, width: int) -> np.ndarray:
+    """One RGB frame: a colour gradient that drifts over time plus a bright square crossing left to right."""
+    ys = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None]
+    xs = np.linspace(0.0, 1.0, width, dtype=np.float32)[None, :]
+    phase = index / max(count, 1)
+    frame = np.empty((height, width, 3), dtype=np.float32)
+    frame[..., 0] = 40 + 150 * xs
+    frame[..., 1] = 40 + 150 * ys
+    frame[..., 2] = 60 + 120 * (0.5 + 0.5 * np.sin(2 * np.pi * (xs + ys + phase)))
+    side = max(4, min(height, width) // 4)
+    x0 = int(round(phase * (width - side)))
+    y0 = (height - side) // 2
+    frame[y0 : y0 + side, x0 : x0 + side] = 250.0
+    return frame.clip(0, 255).astype(np.uint8)
+
+
+def _clip_audio(seconds: float, tone_hz: float, sample_rate: int) -> np.ndarray:
+    """Mono float32 tone whose amplitude swells and whose pitch steps up each second (chunks differ)."""
+    n = int(round(seconds * sample_rate))
+    t = np.arange(n, dtype=np.float64) / sample_rate
+    freq = tone_hz * (1.0 + 0.25 * np.floor(t))
+    phase = 2 * np.pi * np.cumsum(freq) / sample_rate
+    amplitude = 0.25 + 0.2 * np.sin(2 * np.pi * 0.5 * t)
+    return (amplitude * np.sin(phase)).astype(np.float32)
+
+
+def make_clip(
+    path: str | Path,
+    seconds: float,
+    fps: float = 4.0,
+    size: tuple[int, int] = (112, 112),
+    tone_hz: float = 440.0,
+    sample_rate: int = 16000,
+) -> Path:
+    """Write an mp4 (H.264 or MPEG-4 video, AAC audio) of ``seconds`` with moving frames and a tone.
+
+    ``size`` is (height, width) and must be even (yuv420p). Written with PyAV, no ffmpeg subprocess.
+    """
+    import av
+
+    path = Path(path)
+    height, width = size
+    if height % 2 or width % 2:
+        raise ValueError(f"frame size must be even, got {size}")
+    if seconds <= 0 or fps <= 0:
+        raise ValueError("seconds and fps must be positive")
+    rate = Fraction(fps).limit_denominator(1000)
+    n_frames = max(1, int(round(seconds * fps)))
+    audio = _clip_audio(seconds, tone_hz, sample_rate)
+
+    with av.open(str(path), mode="w") as container:
+        try:
+            vstream = container.add_stream("libx264", rate=rate)
+            vstream.options = {"preset": "ultrafast", "crf": "18"}
+        except (av.codec.codec.UnknownCodecError, ValueError):  # pragma: no cover - build without x264
+            vstream = container.add_stream("mpeg4", rate=rate)
+        vstream.width, vstream.height, vstream.pix_fmt = width, height, "yuv420p"
+        astream = container.add_stream("aac", rate=sample_rate, layout="mono")
+
+        for i in range(n_frames):
+            frame = av.VideoFrame.from_ndarray(_clip_frame(i, n_frames, height, width), format="rgb24")
+            frame.pts = i
+            frame.time_base = 1 / rate
+            container.mux(vstream.encode(frame))
+        container.mux(vstream.encode(None))
+
+        step = astream.codec_context.frame_size or 1024
+        for start in range(0, len(audio), step):
+            chunk = audio[start : start + step]
+            aframe = av.AudioFrame.from_ndarray(chunk[None, :], format="fltp", layout="mono")
+            aframe.sample_rate = sample_rate
+            aframe.pts = start
+            aframe.time_base = Fraction(1, sample_rate)
+            container.mux(astream.encode(aframe))
+        container.mux(astream.encode(None))
+    return path
+
+
+@dataclass
+class DecodedClip:
+    """Frames sampled from a video with the rate they were really sampled at, plus its audio track.
+
+    ``frames``: uint8 (T, H, W, 3); ``fps``: the real sampling rate (frames kept per second of video),
+    which sets ``video_second_per_grid`` = temporal_patch_size / fps; ``audio``: mono float32 at
+    ``sample_rate`` or None when the file has no audio stream.
+    """
+
+    frames: np.ndarray
+    fps: float
+    audio: np.ndarray | None
+    sample_rate: int = 16000
+    source_fps: float = 0.0
+    source_frames: int = 0
+
+
+def _even_floor(x: float) -> int:
+    return int(math.floor(x / 2)) * 2
+
+
+def _sample_indices(
+    total: int, source_fps: float, fps: float, min_frames: int, max_frames: int
+) -> np.ndarray:
+    """Indices of the frames to keep: ``fps`` per second, an even count within [min_frames, max_frames]."""
+    wanted = 2 * round(total / source_fps * fps / 2)
+    low = 2 * math.ceil(min_frames / 2)
+    high = max(2, _even_floor(min(max_frames, total)))
+    count = max(2, _even_floor(min(max(wanted, low), high, total)))
+    return np.linspace(0, total - 1, count).round().astype(np.int64)
+
+
+def decode_clip(
+    path: str | Path,
+    fps: float = 2.0,
+    max_frames: int = 256,
+    min_frames: int = 4,
+    sample_rate: int = 16000,
+    load_audio: bool = True,
+) -> DecodedClip:
+    """Decode a video with PyAV: frames sampled at ``fps`` (capped to ``max_frames``) and the audio track.
+
+    When the cap lowers the rate, the returned ``fps`` is the real one (frames kept / source frames x
+    source fps), so positions stay right for long videos.
+    """
+    import av
+
+    with av.open(str(path)) as container:
+        if not container.streams.video:
+            raise ValueError(f"{path} has no video stream")
+        vstream = container.streams.video[0]
+        vstream.thread_type = "AUTO"
+        source_fps = float(vstream.average_rate or vstream.guessed_rate or 0.0)
+        total = int(vstream.frames or 0)
+        if total <= 0 or source_fps <= 0:  # container without a frame count: count by decoding
+            total = sum(1 for _ in container.decode(video=0))
+            container.seek(0)
+            if source_fps <= 0:
+                duration = float(container.duration or 0) / av.time_base
+                source_fps = total / duration if duration > 0 else 1.0
+        if total <= 0:
+            raise ValueError(f"{path} has no decodable video frames")
+        indices = _sample_indices(total, source_fps, fps, min_frames, max_frames)
+        wanted = {}
+        for pos, idx in enumerate(indices.tolist()):
+            wanted.setdefault(idx, []).append(pos)
+        frames: list[np.ndarray | None] = [None] * len(indices)
+        last = None
+        for i, frame in enumerate(container.decode(video=0)):
+            if i in wanted:
+                array = frame.to_ndarray(format="rgb24")
+                for pos in wanted[i]:
+                    frames[pos] = array
+            last = frame
+            if i >= indices[-1]:
+                break
+        if any(f is None for f in frames):  # stream shorter than its header said: repeat the last frame
+            if last is None:
+                raise ValueError(f"{path}: no frames decoded")
+            logger.warning("%s: fewer frames than the stream header reports; repeating the last one", path)
+            fill = last.to_ndarray(format="rgb24")
+            frames = [fill if f is None else f for f in frames]
+
+        audio = None
+        if load_audio and container.streams.audio:
+            audio = _decode_audio(container, sample_rate)
+    kept_fps = len(indices) / total * source_fps
+    return DecodedClip(
+        frames=np.stack(frames),
+        fps=kept_fps,
+        audio=audio,
+        sample_rate=sample_rate,
+        source_fps=source_fps,
+        source_frames=total,
+    )
+
+
+def _decode_audio(container: Any, sample_rate: int) -> np.ndarray:
+    """The first audio stream as mono float32 at ``sample_rate``."""
+    import av
+
+    container.seek(0)
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+    pieces: list[np.ndarray] = []
+    for frame in container.decode(audio=0):
+        frame.pts = None  # let the resampler count samples instead of trusting container timestamps
+        for out in resampler.resample(frame):
+            pieces.append(out.to_ndarray().reshape(-1))
+    for out in resampler.resample(None):
+        pieces.append(out.to_ndarray().reshape(-1))
+    if not pieces:
+        return np.zeros(0, dtype=np.float32)
+    audio = np.concatenate(pieces).astype(np.float32, copy=False)
+    # AAC decodes whole 1024-sample frames; drop the encoder's tail padding past the stream duration.
+    astream = container.streams.audio[0]
+    if astream.duration and astream.time_base:
+        expected = int(round(float(astream.duration * astream.time_base) * sample_rate))
+        if 0 < expected < audio.size:
+            audio = audio[:expected]
+    return audio
+
+
+# --------------------------------------------------------------------------------------------------
+# Model inputs
+# --------------------------------------------------------------------------------------------------
+
+ClipLike = str | Path | DecodedClip
+
+
+def build_conversation(prompt: str, system: str | None = None, video: Any = "video") -> list[dict[str, Any]]:
+    """One user turn holding the video then the prompt, as the published evaluation sends it.
+
+    Without ``system`` the chat template inserts its default system turn.
+    """
+    messages: list[dict[str, Any]] = []
+    if system is not None:
+        messages.append({"role": "system", "content": [{"type": "text", "text": system}]})
+    messages.append(
+        {"role": "user", "content": [{"type": "video", "video": video}, {"type": "text", "text": prompt}]}
+    )
+    return messages
+
+
+def processor_inputs(
+    processor: Qwen2_5OmniProcessor,
+    videos: ClipLike | Sequence[ClipLike],
+    prompt: str | Sequence[str],
+    *,
+    fps: float = 2.0,
+    max_frames: int = 256,
+    min_frames: int = 4,
+    use_audio: bool = True,
+    system: str | None = None,
+    size: dict[str, int] | None = None,
+    cap_pixels_per_frame: bool = True,
+    per_sample: bool = False,
+) -> BatchFeature:
+    """Model inputs for one or several clips (one video and one prompt per sample, left padded).
+
+    Frames are decoded with PyAV (``decode_clip``) and passed with their real sampling rate so that
+    ``video_second_per_grid`` is right. With ``use_audio`` each clip's own audio track is interleaved
+    into its video placeholder (5.23: ``load_audio_from_video=True`` with ``audio=[...]`` and
+    ``audio_from_video_indices``; no torchcodec needed); then call
+    ``thinker(**inputs, use_audio_in_video=True)`` — the flag is not part of the returned dict.
+    The processor takes one fps per call, so clips sampled at different rates are processed one by
+    one and collated here (``per_sample=True`` forces that path). ``size`` overrides the per-frame
+    pixel bounds (``{"shortest_edge": ..., "longest_edge": ...}``); by default the processor's own.
+    """
+    clip_list = [videos] if isinstance(videos, (str, Path, DecodedClip)) else list(videos)
+    prompts = [prompt] * len(clip_list) if isinstance(prompt, str) else list(prompt)
+    if not clip_list:
+        raise ValueError("no videos given")
+    if len(prompts) != len(clip_list):
+        raise ValueError(f"{len(clip_list)} videos but {len(prompts)} prompts")
+
+    sample_rate = int(processor.feature_extractor.sampling_rate)
+    clips = [
+        clip
+        if isinstance(clip, DecodedClip)
+        else decode_clip(clip, fps=fps, max_frames=max_frames, min_frames=min_frames, sample_rate=sample_rate)
+        for clip in clip_list
+    ]
+    if use_audio:
+        for i, clip in enumerate(clips):
+            if clip.audio is None or clip.audio.size == 0:
+                raise ValueError(
+                    f"clip {i} has no audio track; use_audio_in_video needs audio for every video of the batch"
+                )
+            if clip.sample_rate != sample_rate:
+                raise ValueError(
+                    f"clip {i} audio is at {clip.sample_rate} Hz, the processor expects {sample_rate}"
+                )
+            limit = processor.feature_extractor.n_samples
+            if clip.audio.size > limit:
+                logger.warning(
+                    "clip %d: audio of %.1f s exceeds the feature extractor window of %.1f s and will be "
+                    "truncated; audio and video positions will disagree past that point",
+                    i,
+                    clip.audio.size / sample_rate,
+                    limit / sample_rate,
+                )
+    texts = [
+        processor.apply_chat_template(
+            build_conversation(p, system), tokenize=False, add_generation_prompt=True
+        )
+        for p in prompts
+    ]
+
+    videos_kwargs: dict[str, Any] = {"do_sample_frames": False, "cap_pixels_per_frame": cap_pixels_per_frame}
+    if size is not None:
+        videos_kwargs["size"] = dict(size)
+
+    def run(idx: list[int]) -> BatchFeature:
+        kwargs: dict[str, Any] = {
+            "text": [texts[i] for i in idx],
+            "videos": [clips[i].frames for i in idx],
+            "fps": clips[idx[0]].fps,
+            "videos_kwargs": dict(videos_kwargs),
+            "padding": True,
+            "return_tensors": "pt",
+        }
+        if use_audio:
+            kwargs["audio"] = [clips[i].audio for i in idx]
+            kwargs["audio_from_video_indices"] = list(range(len(idx)))
+            kwargs["load_audio_from_video"] = True
+        return processor(**kwargs)
+
+    rates = {round(c.fps, 9) for c in clips}
+    if len(rates) == 1 and not per_sample:
+        out = run(list(range(len(clips))))
+    else:
+        out = _collate([run([i]) for i in range(len(clips))], pad_id=processor.tokenizer.pad_token_id)
+    out["video_second_per_grid"] = torch.as_tensor(out["video_second_per_grid"], dtype=torch.float32)
+    return out
+
+
+def _collate(parts: list[BatchFeature], pad_id: int) -> BatchFeature:
+    """Concatenate single-sample processor outputs into one batch, left padding the text."""
+    length = max(p["input_ids"].shape[1] for p in parts)
+    input_ids, attention_mask = [], []
+    for p in parts:
+        pad = length - p["input_ids"].shape[1]
+        input_ids.append(torch.nn.functional.pad(p["input_ids"], (pad, 0), value=pad_id))
+        attention_mask.append(torch.nn.functional.pad(p["attention_mask"], (pad, 0), value=0))
+    data: dict[str, Any] = {"input_ids": torch.cat(input_ids), "attention_mask": torch.cat(attention_mask)}
+    for key in parts[0].keys():
+        if key in data:
+            continue
+        values = [p[key] for p in parts]
+        if torch.is_tensor(values[0]):
+            if key in ("input_features", "feature_attention_mask"):
+                width = max(v.shape[-1] for v in values)
+                values = [torch.nn.functional.pad(v, (0, width - v.shape[-1])) for v in values]
+            data[key] = torch.cat(values)
+        else:
+            data[key] = [x for v in values for x in v]
+    return BatchFeature(data)
