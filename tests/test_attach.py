@@ -1,0 +1,304 @@
+"""attach() on the stock tiny Qwen2.5-Omni, checked against the stock model and hand-written references."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from omnisift import CompressionConfig, VisionGuidedAudioSelector, attach, keep_mask, load_pretrained, save_selector
+from omnisift import tiny
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+@pytest.fixture(scope="module")
+def thinker():
+    return tiny.tiny_thinker(seed=0)
+
+
+@pytest.fixture(scope="module")
+def processor():
+    return tiny.tiny_processor()
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> list[Path]:
+    root = tmp_path_factory.mktemp("clips")
+    return [
+        tiny.make_clip(root / "a.mp4", 5.0, tone_hz=330),
+        tiny.make_clip(root / "b.mp4", 2.0, tone_hz=660),
+        tiny.make_clip(root / "c.mp4", 3.5, tone_hz=990),
+    ]
+
+
+@pytest.fixture(scope="module")
+def batch(processor, clips):
+    return tiny.processor_inputs(processor, clips, ["Describe it.", "What sound?", "Count the squares."])
+
+
+@pytest.fixture(scope="module")
+def selector(thinker):
+    torch.manual_seed(1)
+    return VisionGuidedAudioSelector(thinker.config.text_config.hidden_size).eval()
+
+
+def _merged_inputs(thinker, inputs) -> dict:
+    """The stock model's language-model inputs (merged embeddings, 3-row positions, mask)."""
+    seen = {}
+
+    def grab(module, args, kwargs):
+        seen.update(kwargs)
+
+    hook = thinker.model.language_model.register_forward_pre_hook(grab, with_kwargs=True)
+    try:
+        with torch.no_grad():
+            thinker(**inputs, use_audio_in_video=True)
+    finally:
+        hook.remove()
+    return seen
+
+
+def _greedy(model, inputs, n=6, **kw):
+    with torch.no_grad():
+        out = model.generate(**inputs, use_audio_in_video=True, max_new_tokens=n, do_sample=False, **kw)
+    return out[:, inputs["input_ids"].shape[1] :]
+
+
+def test_zero_drop_is_bit_identical(thinker, batch, selector) -> None:
+    with torch.no_grad():
+        stock_logits = thinker(**batch, use_audio_in_video=True).logits
+    stock_tokens = _greedy(thinker, batch)
+    with attach(thinker, CompressionConfig(video_drop=0.0, audio_drop=0.0, selector=selector)) as handle:
+        with torch.no_grad():
+            logits = thinker(**batch, use_audio_in_video=True).logits
+        tokens = _greedy(thinker, batch)
+        assert all(s.retained == 1.0 for s in handle.last_stats)
+    assert torch.equal(logits, stock_logits)
+    assert torch.equal(tokens, stock_tokens)
+
+
+def test_remove_restores_the_stock_model(thinker, batch, selector) -> None:
+    with torch.no_grad():
+        before = thinker(**batch, use_audio_in_video=True).logits
+    handle = attach(thinker, CompressionConfig(selector=selector))
+    with torch.no_grad():
+        compressed = thinker(**batch, use_audio_in_video=True).logits
+    handle.remove()
+    with torch.no_grad():
+        after = thinker(**batch, use_audio_in_video=True).logits
+    assert compressed.shape[1] < before.shape[1]
+    assert torch.equal(before, after)
+    assert not thinker.model.language_model._forward_pre_hooks
+
+
+def _manual_compact(thinker, batch, selector, video_drop=0.7, audio_drop=0.3):
+    """Keep mask + gather of kept embeddings/positions by hand, left padded, one sample at a time."""
+    merged = _merged_inputs(thinker, batch)
+    embeds, positions, mask = merged["inputs_embeds"], merged["position_ids"], merged["attention_mask"]
+    with torch.no_grad():
+        keep = keep_mask(
+            embeds, batch["input_ids"], positions, attention_mask=mask, selector=selector,
+            video_drop=video_drop, audio_drop=audio_drop,
+        )  # fmt: skip
+    keep = keep & mask.bool()
+    width = int(keep.sum(1).max())
+    rows = []
+    for i in range(embeds.shape[0]):
+        n = int(keep[i].sum())
+        e = torch.zeros(width, embeds.shape[-1])
+        p = torch.ones(3, width, dtype=torch.long)
+        m = torch.zeros(width, dtype=torch.long)
+        e[width - n :] = embeds[i, keep[i]]
+        p[:, width - n :] = positions[:, i, keep[i]]
+        m[width - n :] = 1
+        rows.append((e, p, m))
+    return (
+        torch.stack([r[0] for r in rows]),
+        torch.stack([r[1] for r in rows], dim=1),
+        torch.stack([r[2] for r in rows]),
+    )
+
+
+def test_prefill_logits_match_a_manual_reference(thinker, batch, selector) -> None:
+    embeds, positions, mask = _manual_compact(thinker, batch, selector)
+    with torch.no_grad():
+        hidden = thinker.model.language_model(inputs_embeds=embeds, position_ids=positions, attention_mask=mask)
+        want = thinker.lm_head(hidden.last_hidden_state)
+        with attach(thinker, CompressionConfig(selector=selector)):
+            got = thinker(**batch, use_audio_in_video=True).logits
+    valid = mask.bool()
+    assert got.shape == want.shape
+    torch.testing.assert_close(got[valid], want[valid], rtol=1e-5, atol=1e-5)
+
+
+def test_generate_matches_a_manual_greedy_decode(thinker, batch, selector) -> None:
+    from transformers import DynamicCache
+
+    steps = 6
+    embeds, positions, mask = _manual_compact(thinker, batch, selector)
+    lm = thinker.model.language_model
+    cache = DynamicCache(config=thinker.config.text_config)
+    tokens = []
+    with torch.no_grad():
+        out = lm(inputs_embeds=embeds, position_ids=positions, attention_mask=mask, past_key_values=cache, use_cache=True)
+        next_pos = positions.amax(dim=(0, 2)) + 1
+        for step in range(steps):
+            token = thinker.lm_head(out.last_hidden_state[:, -1]).argmax(-1)
+            tokens.append(token)
+            mask = torch.cat([mask, torch.ones(mask.shape[0], 1, dtype=mask.dtype)], 1)
+            pos = (next_pos + step).view(1, -1, 1).expand(3, -1, 1)
+            out = lm(
+                inputs_embeds=lm.embed_tokens(token).unsqueeze(1), position_ids=pos, attention_mask=mask,
+                past_key_values=cache, use_cache=True,
+            )  # fmt: skip
+    want = torch.stack(tokens, 1)
+    with attach(thinker, CompressionConfig(selector=selector)):
+        got = _greedy(thinker, batch, n=steps)
+    assert torch.equal(got, want)
+
+
+def test_each_sample_alone_equals_the_batch(thinker, processor, clips, batch, selector) -> None:
+    with attach(thinker, CompressionConfig(selector=selector)) as handle:
+        with torch.no_grad():
+            batched = thinker(**batch, use_audio_in_video=True).logits[:, -1]
+        batched_stats = handle.last_stats
+        batched_tokens = _greedy(thinker, batch)
+        prompts = ["Describe it.", "What sound?", "Count the squares."]
+        for i, (clip, prompt) in enumerate(zip(clips, prompts)):
+            single = tiny.processor_inputs(processor, [clip], prompt)
+            with torch.no_grad():
+                alone = thinker(**single, use_audio_in_video=True).logits[:, -1]
+            assert handle.last_stats[0] == batched_stats[i]
+            torch.testing.assert_close(alone[0], batched[i], rtol=1e-4, atol=1e-4)
+            assert torch.equal(_greedy(thinker, single)[0], batched_tokens[i])
+
+
+def test_sampling_and_manual_rope_deltas(thinker, batch, selector) -> None:
+    _, positions, mask = _manual_compact(thinker, batch, selector)
+    kept_max = positions.masked_fill(~mask.bool().unsqueeze(0), -1).amax(dim=(0, 2))
+    want = (kept_max + 1 - mask.sum(1)).unsqueeze(1)
+    with attach(thinker, CompressionConfig(selector=selector)):
+        torch.manual_seed(0)
+        with torch.no_grad():
+            first = thinker.generate(**batch, use_audio_in_video=True, max_new_tokens=4, do_sample=True, top_k=50)
+        torch.manual_seed(0)
+        with torch.no_grad():
+            second = thinker.generate(**batch, use_audio_in_video=True, max_new_tokens=4, do_sample=True, top_k=50)
+        assert torch.equal(first, second)
+        # rope_deltas follow the kept tokens: max kept position + 1 - kept length
+        assert torch.equal(thinker.model.rope_deltas, want)
+
+
+def test_video_only_images_untouched_and_text_only(thinker, processor, clips) -> None:
+    video_only = tiny.processor_inputs(processor, clips[:2], "What moves?", use_audio=False)
+    with attach(thinker, CompressionConfig(video_drop=0.5, audio_drop=0.0)) as handle:
+        with torch.no_grad():
+            thinker(**video_only)
+        for stats in handle.last_stats:
+            assert stats.audio_before == 0 and stats.video_after == stats.video_before // 2
+        text = processor(text=["hello there", "hi"], padding=True, padding_side="left", return_tensors="pt")
+        with torch.no_grad():
+            got = thinker(**text).logits
+    with torch.no_grad():
+        want = thinker(**text).logits
+    assert torch.equal(got, want)
+
+
+def test_refused_paths(thinker, batch, selector) -> None:
+    with attach(thinker, CompressionConfig(selector=selector)):
+        with pytest.raises(RuntimeError, match="already attached"):
+            attach(thinker, CompressionConfig(selector=selector))
+        with pytest.raises(RuntimeError, match="labels"):
+            thinker(**batch, use_audio_in_video=True, labels=batch["input_ids"])
+        with pytest.raises(RuntimeError, match="static"):
+            thinker.generate(**batch, use_audio_in_video=True, max_new_tokens=2, cache_implementation="static")
+        with pytest.raises(RuntimeError, match="input_ids"):
+            embeds = thinker.get_input_embeddings()(batch["input_ids"])
+            thinker(inputs_embeds=embeds, attention_mask=batch["attention_mask"])
+        with torch.no_grad():
+            out = thinker(**batch, use_audio_in_video=True, use_cache=True)
+            with pytest.raises(RuntimeError, match="non-empty cache"):
+                thinker(**batch, use_audio_in_video=True, past_key_values=out.past_key_values)
+    with pytest.raises(ValueError, match="supported model classes"):
+        attach(torch.nn.Linear(2, 2), CompressionConfig(audio_drop=0.0))
+    with pytest.raises(ValueError, match="selector"):
+        attach(thinker, CompressionConfig())
+
+
+def test_talker_speech_output_is_refused() -> None:
+    model = tiny.tiny_omni_model(enable_audio_output=True)
+    with attach(model, CompressionConfig(audio_drop=0.0)):
+        ids = torch.tensor([[tiny.IM_START_ID, 100, 101, tiny.IM_END_ID]])
+        with pytest.raises(RuntimeError, match="talker"):
+            model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), thinker_max_new_tokens=2,
+                           talker_max_new_tokens=2)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"method": "nope"}, "unknown method"),
+        ({"video_drop": 1.0}, "video_drop"),
+        ({"audio_drop": -0.2}, "audio_drop"),
+        ({"retain": 0}, "retain"),
+        ({"selector": 3}, "selector"),
+        ({"selector": "/does/not/exist"}, "does not exist"),
+    ],
+)
+def test_config_validation(kwargs, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        CompressionConfig(**kwargs)
+
+
+def test_3b_shaped_model_with_selector_from_path(tmp_path, processor, clips) -> None:
+    model = tiny.tiny_thinker(seed=2, hidden_size=48)
+    path = save_selector(VisionGuidedAudioSelector(48), tmp_path / "sel.safetensors")
+    inputs = tiny.processor_inputs(processor, clips[:2], "Go.")
+    with attach(model, CompressionConfig(selector=path, retain=0.35)) as handle:
+        assert handle.selector.hidden_size == 48
+        tokens = _greedy(model, inputs, n=3)
+        assert tokens.shape == (2, 3)
+        assert all(s.retained <= 0.35 for s in handle.last_stats)
+    with pytest.raises(ValueError, match="hidden size"):
+        attach(tiny.tiny_thinker(hidden_size=32), CompressionConfig(selector=path))
+
+
+def test_load_pretrained_sets_selector_keys_aside(tmp_path, processor, clips) -> None:
+    model = tiny.tiny_omni_model(seed=3)
+    model.save_pretrained(tmp_path)
+    torch.save(model.speaker_map, tmp_path / "spk_dict.pt")  # the released folder ships its speakers
+    hidden = model.config.thinker_config.text_config.hidden_size
+    selector = VisionGuidedAudioSelector(hidden)
+    shard = "model-selector.safetensors"
+    save_file({f"thinker.compressor.{k}": v.contiguous() for k, v in selector.state_dict().items()}, str(tmp_path / shard))
+    index_path = tmp_path / "model.safetensors.index.json"
+    if index_path.exists():
+        index = json.loads(index_path.read_text())
+    else:
+        from safetensors import safe_open
+
+        with safe_open(str(tmp_path / "model.safetensors"), framework="pt") as f:
+            index = {"metadata": {}, "weight_map": {k: "model.safetensors" for k in f.keys()}}
+    index["weight_map"].update({f"thinker.compressor.{k}": shard for k in selector.state_dict()})
+    index_path.write_text(json.dumps(index))
+
+    loaded, handle = load_pretrained(tmp_path)
+    try:
+        assert type(loaded).__name__ == "Qwen2_5OmniForConditionalGeneration"
+        for key, value in model.state_dict().items():
+            assert torch.equal(loaded.state_dict()[key], value), key
+        assert torch.equal(handle.selector.v_proj.weight, selector.v_proj.weight)
+        inputs = tiny.processor_inputs(processor, clips[:1], "Go.")
+        assert _greedy(loaded.thinker, inputs, n=2).shape == (1, 2)
+        assert handle.last_stats[0].retained < 0.9
+    finally:
+        handle.remove()
+    (tmp_path / shard).unlink()
+    index["weight_map"] = {k: v for k, v in index["weight_map"].items() if "compressor" not in k}
+    index_path.write_text(json.dumps(index))
+    with pytest.raises(ValueError, match="no selector weights"):
+        load_pretrained(tmp_path)
