@@ -106,6 +106,9 @@ class CompressionHandle:
     _decode: weakref.WeakKeyDictionary = field(default_factory=weakref.WeakKeyDictionary)
     _audio_saliency: Any = None
     _method: Any = None
+    last_source_index: torch.Tensor | None = None
+    """[B, K] position in the uncompressed sequence of each slot of the last compressed prefill (-1 on
+    padding); None when the last prefill dropped nothing. Use it to compress labels for training."""
 
     @property
     def last_stats(self) -> list[SampleStats]:
@@ -252,11 +255,13 @@ class CompressionHandle:
             audio_saliency=saliency,
         )
         stats = result.stats()
+        self.last_source_index = None
         dropped = any(s.length_after < s.length_before for s in stats)
         if dropped or result.inputs_embeds is not embeds:
             out = compress(
                 result.keep, result.inputs_embeds, positions, mask, padding_side=_padding_side(mask)
             )
+            self.last_source_index = out.source_index
             kwargs["inputs_embeds"] = out.inputs_embeds
             kwargs["position_ids"] = out.position_ids
             kwargs["attention_mask"] = (

@@ -127,10 +127,10 @@ def resolve_budget(
         lambda r: _kept_per_sample(layout, r, ad), torch.zeros_like(vd), top, target
     )
     ad_raised, _ = _smallest_drop(lambda r: _kept_per_sample(layout, top, r), ad, top, target)
-    if not bool(reachable.all()):
+    if not bool((_kept_per_sample(layout, top, top) <= target).all()):
         logger.warning(
-            "retain=%s is below what some samples can reach (every grid keeps at least one token); "
-            "they keep the fewest tokens possible, see the achieved fraction in the stats",
+            "retain=%s is below what some samples can reach (every grid and audio window keeps at least one "
+            "token); they keep the fewest tokens possible, see the achieved fraction in the stats",
             retain,
         )
     zero = torch.zeros_like(vd)

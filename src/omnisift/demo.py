@@ -1,0 +1,144 @@
+"""The demo: one clip through the model with and without compression, side by side.
+
+By default everything is made here: a tiny random-weight Qwen2.5-Omni, a random selector and a
+generated clip (a moving square and a tone). Outputs of random weights are gibberish by design: the
+demo shows the mechanics (tokens kept, time, memory), not answer quality. With `--model` and
+`--video` the same runs on a real checkpoint and video.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .attach import CompressionConfig, attach
+from .measure import measure
+from .selector import VisionGuidedAudioSelector, find_selector_keys
+
+__all__ = ["DemoRun", "run_demo", "format_demo"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DemoRun:
+    label: str
+    video: str
+    rows: list[dict[str, object]]
+    outputs: dict[str, str]
+    random_weights: bool
+
+
+def _load(model_path: str | None, selector_path: str | None, device: str, dtype: torch.dtype):
+    from . import tiny
+
+    if model_path is None:
+        thinker = tiny.tiny_thinker(seed=0)
+        torch.manual_seed(0)
+        selector = VisionGuidedAudioSelector(thinker.config.text_config.hidden_size).eval()
+        return thinker, tiny.tiny_processor(), selector, True
+    from transformers import Qwen2_5OmniProcessor, Qwen2_5OmniThinkerForConditionalGeneration
+
+    thinker = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(model_path, dtype=dtype).to(device).eval()
+    processor = Qwen2_5OmniProcessor.from_pretrained(model_path)
+    source = selector_path or model_path
+    try:
+        find_selector_keys(source)
+    except ValueError:
+        if selector_path is not None:
+            raise
+        logger.warning("%s holds no selector: audio is kept whole (video-only pruning)", model_path)
+        return thinker, processor, None, False
+    return thinker, processor, source, False
+
+
+def run_demo(
+    model_path: str | None = None,
+    video_path: str | None = None,
+    *,
+    selector_path: str | None = None,
+    retain: list[float] | None = None,
+    seconds: float = 20.0,
+    max_new_tokens: int = 16,
+    prompt: str = "What happens in this video, and what do you hear?",
+    device: str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> DemoRun:
+    """Run the clip at full tokens and at each `retain`, measuring prefill time, peak memory and output."""
+    from . import tiny
+
+    thinker, processor, selector, random_weights = _load(model_path, selector_path, device, dtype)
+    workdir = Path(tempfile.mkdtemp(prefix="omnisift-demo-"))
+    clip = Path(video_path) if video_path else tiny.make_clip(workdir / "clip.mp4", seconds, fps=2.0)
+    inputs = tiny.processor_inputs(processor, [clip], prompt).to(device)
+    outputs: dict[str, str] = {}
+    rows: list[dict[str, object]] = []
+    settings: list[float] = [1.0, *(retain or [0.35, 0.25])]
+
+    def prefill():
+        with torch.no_grad():
+            return thinker(**inputs, use_audio_in_video=True)
+
+    def answer() -> str:
+        with torch.no_grad():
+            ids = thinker.generate(
+                **inputs, use_audio_in_video=True, max_new_tokens=max_new_tokens, do_sample=False
+            )
+        new = ids[0, inputs["input_ids"].shape[1] :]
+        text = processor.batch_decode(new.unsqueeze(0), skip_special_tokens=True)[0]
+        return text if text.strip() else f"(no printable text) token ids {new.tolist()}"
+
+    for target in settings:
+        label = "full tokens" if target == 1.0 else f"retain {target:.2f}"
+        handle = None
+        if target < 1.0:
+            audio_drop = 0.3 if selector is not None else 0.0
+            handle = attach(thinker, CompressionConfig(retain=target, audio_drop=audio_drop, selector=selector))
+        try:
+            prefill()  # warm-up
+            timing = measure(prefill, device=device)
+            outputs[label] = answer()
+            stats = handle.last_stats[0] if handle is not None else None
+        finally:
+            if handle is not None:
+                handle.remove()
+        video_tokens = int((inputs["input_ids"] == tiny.VIDEO_ID).sum())
+        audio_tokens = int((inputs["input_ids"] == tiny.AUDIO_ID).sum())
+        rows.append(
+            {
+                "setting": label,
+                "video": f"{video_tokens} -> {stats.video_after}" if stats else str(video_tokens),
+                "audio": f"{audio_tokens} -> {stats.audio_after}" if stats else str(audio_tokens),
+                "sequence": (
+                    f"{stats.length_before} -> {stats.length_after}" if stats else str(inputs["input_ids"].shape[1])
+                ),
+                "retained": stats.retained if stats else 1.0,
+                "prefill_ms": timing.seconds * 1e3,
+                "peak_mib": timing.peak_bytes / 2**20,
+            }
+        )
+    label = "tiny random-weight Qwen2.5-Omni + random selector" if random_weights else str(model_path)
+    return DemoRun(label=label, video=str(clip), rows=rows, outputs=outputs, random_weights=random_weights)
+
+
+def format_demo(run: DemoRun) -> str:
+    """A plain-text table of the demo run."""
+    lines = [f"model: {run.label}", f"video: {run.video}"]
+    if run.random_weights:
+        lines.append("NOTE: random weights and a generated clip: outputs are meaningless; compare the numbers.")
+    header = f"{'setting':<13} {'video tokens':>14} {'audio tokens':>14} {'sequence':>12} {'kept A+V':>9} "
+    header += f"{'prefill ms':>11} {'peak MiB':>9}"
+    lines += ["", header, "-" * len(header)]
+    for row in run.rows:
+        lines.append(
+            f"{row['setting']:<13} {row['video']:>14} {row['audio']:>14} {row['sequence']:>12} "
+            f"{row['retained']:>8.1%} {row['prefill_ms']:>11.1f} {row['peak_mib']:>9.1f}"
+        )
+    lines.append("")
+    for label, text in run.outputs.items():
+        lines.append(f"output ({label}): {text!r}")
+    return "\n".join(lines)
