@@ -1,0 +1,101 @@
+"""`omnisift` command line: demo, methods, eval, report, train, bench."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main", "build_parser"]
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import torch
+
+    from .demo import format_demo, run_demo
+
+    run = run_demo(
+        args.model,
+        args.video,
+        selector_path=args.selector,
+        retain=args.retain,
+        seconds=args.seconds,
+        max_new_tokens=args.max_new_tokens,
+        device=args.device,
+        dtype=getattr(torch, args.dtype),
+    )
+    print(format_demo(run))
+    return 0
+
+
+def _methods(args: argparse.Namespace) -> int:
+    from .methods import METHODS
+
+    rows = [
+        (
+            name,
+            "trained selector" if cls.needs_selector else "training-free",
+            cls.modalities,
+            getattr(cls, "summary", ""),
+            cls.paper,
+        )
+        for name, cls in sorted(METHODS.items())
+    ]
+    widths = [max(len(str(r[i])) for r in rows) for i in range(3)]
+    for name, weights, modalities, summary, paper in rows:
+        print(f"{name:<{widths[0]}}  {weights:<{widths[1]}}  {modalities:<{widths[2]}}  {paper}")
+        if summary:
+            print(f"{'':<{widths[0]}}  {summary}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="omnisift", description="Drop redundant audio and video tokens of omni-modal LLMs (OmniSIFT)."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser(
+        "demo",
+        help="run a clip with and without compression (default: tiny random model + generated clip)",
+        description="Side-by-side table of tokens, prefill time, peak memory and outputs. Without --model it "
+        "uses a tiny random-weight Qwen2.5-Omni and a generated clip: the numbers show the mechanics, the "
+        "outputs are meaningless.",
+    )
+    demo.add_argument("--model", help="Qwen2.5-Omni checkpoint folder (default: tiny random model)")
+    demo.add_argument("--video", help="video file (default: a generated clip with a moving square and a tone)")
+    demo.add_argument("--selector", help="selector file or folder (default: the model folder's own)")
+    demo.add_argument("--retain", type=float, nargs="+", help="retained fractions to compare (default 0.35 0.25)")
+    demo.add_argument("--seconds", type=float, default=20.0, help="length of the generated clip")
+    demo.add_argument("--max-new-tokens", type=int, default=16)
+    demo.add_argument("--device", default="cpu")
+    demo.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    demo.set_defaults(func=_demo)
+
+    methods = sub.add_parser("methods", help="list the selection methods")
+    methods.set_defaults(func=_methods)
+
+    for module in ("omnisift.evaluation.cli", "omnisift.training.cli", "omnisift.bench"):
+        __import__(module, fromlist=["register"]).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    for noisy in ("httpx", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, RuntimeError) as error:
+        print(f"omnisift {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
