@@ -302,3 +302,13 @@ def test_load_pretrained_sets_selector_keys_aside(tmp_path, processor, clips) ->
     index_path.write_text(json.dumps(index))
     with pytest.raises(ValueError, match="no selector weights"):
         load_pretrained(tmp_path)
+
+
+def test_beam_search_is_batch_invariant_and_exact_at_zero_drop(thinker, processor, clips, batch, selector) -> None:
+    stock = _greedy(thinker, batch, n=4, num_beams=2)
+    with attach(thinker, CompressionConfig(video_drop=0.0, audio_drop=0.0, selector=selector)):
+        assert torch.equal(_greedy(thinker, batch, n=4, num_beams=2), stock)
+    with attach(thinker, CompressionConfig(selector=selector)):
+        together = _greedy(thinker, batch, n=4, num_beams=2)
+        alone = tiny.processor_inputs(processor, [clips[1]], "What sound?")
+        assert torch.equal(_greedy(thinker, alone, n=4, num_beams=2)[0], together[1])
