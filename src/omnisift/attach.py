@@ -345,7 +345,15 @@ def attach(model: nn.Module, config: CompressionConfig | None = None) -> Compres
 
         handle._audio_saliency = audio_saliency_hook(adapter)
     _ACTIVE[adapter.thinker] = handle
-    logger.info("omnisift attached (%s) to %s", config, type(model).__name__)
+    logger.info(
+        "omnisift attached to %s: method=%s video_drop=%s audio_drop=%s retain=%s selector=%s",
+        type(model).__name__,
+        config.method,
+        config.video_drop,
+        config.audio_drop,
+        config.retain,
+        "none" if selector is None else f"hidden {getattr(selector, 'hidden_size', '?')}",
+    )
     return handle
 
 

@@ -194,7 +194,9 @@ def load_benchmark(name: str, path: str | Path, media_root: str | Path | None = 
                 if not options:
                     raise ValueError(f"{path}:{index + 1}: no options found in the question")
                 if answer not in options:
-                    raise ValueError(f"{path}:{index + 1}: answer {answer!r} is not an option {sorted(options)}")
+                    raise ValueError(
+                        f"{path}:{index + 1}: answer {answer!r} is not an option {sorted(options)}"
+                    )
             questions.append(
                 Question(
                     id=f"{name}-{index:05d}",

@@ -38,9 +38,23 @@ def _labels_pattern(labels: list[str]) -> str:
     return "[" + "".join(re.escape(label) for label in labels) + "]"
 
 
-def _explicit(text: str, labels: list[str]) -> set[str] | None:
-    """Labels named right after an answer cue ("answer: B or C" gives {B, C}); None if no cue."""
-    lab = _labels_pattern(labels)
+def _option_at(text: str, options: dict[str, str]) -> str | None:
+    """The option whose full text `text` starts with ("a red umbrella, clearly" -> the umbrella's label)."""
+    norm = _normalise_text(text)
+    best, size = None, 0
+    for label, option in options.items():
+        own = _normalise_text(option)
+        if own and (norm == own or norm.startswith(own + " ")) and len(own) > size:
+            best, size = label, len(own)
+    return best
+
+
+def _explicit(text: str, options: dict[str, str]) -> set[str] | None:
+    """Labels named right after an answer cue ("answer: B or C" gives {B, C}); None if no cue.
+
+    "Answer: A red umbrella" names the umbrella's option, not A; "The answer is A because ..." names A.
+    """
+    lab = _labels_pattern(list(options))
     one = rf"[\(\[]?({lab})[\)\]]?"
     pattern = re.compile(
         rf"(?:{_CUE})\s*(?:[:\-–—=]\s*|\s)\s*{one}((?:{_LIST_SEP}{one})*)(?![a-z0-9'])",
@@ -50,8 +64,13 @@ def _explicit(text: str, labels: list[str]) -> set[str] | None:
     for match in pattern.finditer(text):
         label = match.group(1)
         wrapped = text[match.start(1) - 1 : match.start(1)] in ("(", "[")
-        if not wrapped and label.islower() and re.match(r"\s+[a-z]", text[match.end(1) :]):
-            continue  # "the answer is a dog": an article, not a label
+        if not wrapped and re.match(r"\s+[a-z]", text[match.end(1) :]):
+            named = _option_at(text[match.start(1) :], options)
+            if named is not None:  # the label letter is the article of an option's text
+                found.add(named)
+                continue
+            if label.islower():
+                continue  # "the answer is a bit unclear": an article, not a label
         found.add(label.upper())
         for extra in re.findall(lab, match.group(2) or "", flags=re.IGNORECASE):
             found.add(extra.upper())
@@ -134,7 +153,7 @@ def extract_choice(response: str | None, options: dict[str, str]) -> str | None:
         return whole.group(1).upper()
 
     # 2. An explicit answer statement wins over everything else.
-    explicit = _explicit(text, labels)
+    explicit = _explicit(text, options)
     if explicit is not None:
         return next(iter(explicit)) if len(explicit) == 1 else None
 

@@ -1,0 +1,605 @@
+"""Run one benchmark (or one shard of it) through a model and write a result row per question.
+
+Rows are appended to this rank's shard file as soon as their batch finishes, so an interrupted run
+resumes where it stopped (finished ids are read from every shard file of the benchmark). Media for
+the next batches are decoded and encoded on worker threads while the model generates; questions
+sharing a video decode it once. A video that cannot be read, or a batch that fails, becomes error rows
+with the reason and the run goes on.
+
+Several GPUs: launch one process per GPU; each takes the questions i with i % WORLD_SIZE == RANK
+(from `--shard/--num-shards` or the RANK / WORLD_SIZE variables torchrun and accelerate set) and
+writes its own file; `omnisift report` merges them:
+
+    accelerate launch --num_processes 8 -m omnisift.evaluation eval --benchmark videomme \\
+        --media-root /data/Video-MME --model /ckpt/OmniSIFT-7B --method omnisift --retain 0.25 --out runs
+    torchrun --nproc-per-node 8 -m omnisift.evaluation eval ...   (same arguments)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from omnisift.evaluation.benchmarks import Question, canonical_name, check_media, load_benchmark
+from omnisift.evaluation.choices import extract_choice
+from omnisift.evaluation.inputs import Protocol, collate, count_media_tokens, encode_sample
+from omnisift.evaluation.loading import NO_COMPRESSION, TINY, LoadedModel, engine, load_model
+from omnisift.evaluation.media import MediaError, SampledVideo, SamplingConfig, load_video
+from omnisift.evaluation.results import (
+    ResultWriter,
+    finished_ids,
+    merge_rows,
+    read_rows,
+    shard_path,
+    write_meta,
+)
+
+__all__ = ["EvalConfig", "RunOutcome", "default_run_name", "resolve_shard", "run_eval"]
+
+logger = logging.getLogger(__name__)
+
+_ABORT_AFTER = 3  # consecutive failed generations with no success yet: a setup problem, not bad data
+
+
+@dataclass
+class EvalConfig:
+    """One `omnisift eval` invocation (see `omnisift eval --help` for the meaning of each field)."""
+
+    benchmark: str
+    questions: Path
+    model: str
+    out: Path
+    media_root: Path | None = None
+    method: str = "none"
+    video_drop: float = 0.7
+    audio_drop: float = 0.3
+    retain: float | None = None
+    selector: str | None = None
+    seed: int = 0
+    run_name: str | None = None
+    batch_size: int = 1
+    limit: int | None = None
+    skip_missing: bool = False
+    shard: int | None = None
+    num_shards: int | None = None
+    retry_errors: bool = False
+    protocol: Protocol = field(default_factory=Protocol)
+    device: str | None = None
+    dtype: str | None = None
+    processor: str | None = None
+    workers: int = 2
+    progress: bool = True
+
+
+@dataclass
+class RunOutcome:
+    """Where the rows went and what this invocation did."""
+
+    bench_dir: Path
+    shard_file: Path
+    written: int = 0
+    errors: int = 0
+    already_done: int = 0
+    skipped_missing: int = 0
+
+
+def resolve_shard(shard: int | None = None, num_shards: int | None = None) -> tuple[int, int]:
+    """(rank, world size) from the arguments, else from RANK / WORLD_SIZE (torchrun, accelerate)."""
+    world = num_shards if num_shards is not None else int(os.environ.get("WORLD_SIZE", "1"))
+    rank = shard if shard is not None else int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
+    if world < 1 or not 0 <= rank < world:
+        raise ValueError(f"shard {rank} is not in [0, {world}); pass --shard in 0..--num-shards-1")
+    return rank, world
+
+
+def default_run_name(
+    model: str, method: str, retain: float | None, video_drop: float, audio_drop: float
+) -> str:
+    """Folder name of a run: model tag plus method setting, e.g. "Qwen2.5-Omni-7B__omnisift-retain0.25"."""
+    tag = TINY if model == TINY else Path(model).resolve().name
+    if method in NO_COMPRESSION:
+        setting = "full"
+    elif retain is not None:
+        setting = f"{method}-retain{retain:g}"
+    else:
+        setting = f"{method}-v{video_drop:g}-a{audio_drop:g}"
+    return f"{tag}__{setting}"
+
+
+def _effective_protocol(config: EvalConfig) -> Protocol:
+    if config.model != TINY:
+        return config.protocol
+    from omnisift.tiny import TINY_MAX_PIXELS, TINY_MIN_PIXELS
+
+    sampling = replace(config.protocol.sampling, min_pixels=TINY_MIN_PIXELS, max_pixels=TINY_MAX_PIXELS)
+    return replace(config.protocol, sampling=sampling)
+
+
+def _meta(config: EvalConfig, protocol: Protocol) -> dict[str, Any]:
+    import transformers
+
+    compressed = config.method not in NO_COMPRESSION
+    return {
+        "benchmark": canonical_name(config.benchmark),
+        "model": TINY if config.model == TINY else str(Path(config.model).resolve()),
+        "model_label": "tiny (random weights)" if config.model == TINY else Path(config.model).name,
+        "random_weights": config.model == TINY,
+        "method": config.method if compressed else "none",
+        "video_drop": config.video_drop if compressed else 0.0,
+        "audio_drop": config.audio_drop if compressed else 0.0,
+        "retain": config.retain if compressed else None,
+        "selector": str(config.selector)
+        if config.selector
+        else ("random (tiny model)" if config.model == TINY and compressed else None),
+        "seed": config.seed,
+        "protocol": protocol.as_dict(),
+        "questions": str(config.questions),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "transformers": transformers.__version__,
+        "torch": torch.__version__,
+    }
+
+
+class _MediaCache:
+    """Decode each video once while questions that use it are still pending (they tend to be adjacent)."""
+
+    def __init__(self, sampling: SamplingConfig, uses: Counter) -> None:
+        self._sampling = sampling
+        self._uses = uses
+        self._lock = threading.Lock()
+        self._futures: dict[Path, Future] = {}
+
+    def get(self, path: Path) -> tuple[SampledVideo, float]:
+        with self._lock:
+            future = self._futures.get(path)
+            owner = future is None
+            if owner:
+                future = self._futures[path] = Future()
+        seconds = 0.0
+        if owner:
+            start = time.perf_counter()
+            try:
+                future.set_result(load_video(path, self._sampling))
+            except BaseException as exc:  # noqa: BLE001 - handed to every waiter
+                future.set_exception(exc)
+            seconds = time.perf_counter() - start
+        try:
+            return future.result(), seconds
+        finally:
+            with self._lock:
+                self._uses[path] -= 1
+                if self._uses[path] <= 0:
+                    self._futures.pop(path, None)
+
+
+@dataclass
+class _Prepared:
+    question: Question
+    inputs: dict[str, Any] | None = None
+    video: dict[str, Any] | None = None  # what was sampled (frames themselves are not kept)
+    error: str | None = None
+    decode_s: float = 0.0
+    encode_s: float = 0.0
+
+
+def _video_info(video: SampledVideo) -> dict[str, Any]:
+    return {
+        "frames": video.num_frames,
+        "fps": round(video.fps, 6),
+        "duration": round(video.duration, 3),
+        "has_audio": video.audio is not None,
+        "audio_seconds": None if video.audio is None else round(video.audio.size / video.audio_rate, 3),
+    }
+
+
+def _prepare(
+    question: Question, cache: _MediaCache, processor: Any, protocol: Protocol, dtype: torch.dtype
+) -> _Prepared:
+    """Decode (or reuse) the video and encode the sample; pixel and audio features go to the model dtype
+    here so prepared samples waiting for their batch hold half the memory in bf16."""
+    prepared = _Prepared(question)
+    try:
+        video, prepared.decode_s = cache.get(question.media)
+        prepared.video = _video_info(video)
+        start = time.perf_counter()
+        inputs = encode_sample(processor, video, question.prompt, protocol)
+        for key in ("pixel_values_videos", "input_features"):
+            if key in inputs and inputs[key].is_floating_point():
+                inputs[key] = inputs[key].to(dtype)
+        prepared.inputs = inputs
+        prepared.encode_s = time.perf_counter() - start
+    except MediaError as exc:
+        prepared.error = str(exc)
+    except Exception as exc:  # noqa: BLE001 - any failure on one video becomes its error row
+        logger.debug("preparing %s failed", question.id, exc_info=True)
+        prepared.error = f"{type(exc).__name__}: {exc}"
+    return prepared
+
+
+def _prefetch(
+    questions: list[Question],
+    cache: _MediaCache,
+    loaded: LoadedModel,
+    protocol: Protocol,
+    workers: int,
+    window: int,
+) -> Iterator[_Prepared]:
+    """Prepared questions in order, with up to `window` being decoded ahead on worker threads."""
+    dtype = next(loaded.thinker.parameters()).dtype
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="omnisift-media") as pool:
+        pending: list[Future] = []
+        feed = iter(questions)
+        for question in feed:
+            pending.append(pool.submit(_prepare, question, cache, loaded.processor, protocol, dtype))
+            if len(pending) >= window:
+                break
+        while pending:
+            done = pending.pop(0).result()
+            nxt = next(feed, None)
+            if nxt is not None:
+                pending.append(pool.submit(_prepare, nxt, cache, loaded.processor, protocol, dtype))
+            yield done
+
+
+def _to_device(batch: dict[str, Any], device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
+    moved = {}
+    for key, value in batch.items():
+        if torch.is_tensor(value):
+            value = value.to(device)
+            if key in ("pixel_values_videos", "input_features") and value.is_floating_point():
+                value = value.to(dtype)
+        moved[key] = value
+    return moved
+
+
+def _generate(loaded: LoadedModel, items: list[_Prepared], protocol: Protocol) -> dict[str, Any]:
+    """Run one batch; returns texts, per-sample token stats, new-token counts and timings."""
+    processor = loaded.processor
+    batch = collate([p.inputs for p in items], pad_id=processor.tokenizer.pad_token_id)
+    use_audio = batch.pop("use_audio_in_video")
+    before = count_media_tokens(
+        batch["input_ids"], batch["attention_mask"], processor.video_token_id, processor.audio_token_id
+    )
+    dtype = next(loaded.thinker.parameters()).dtype
+    inputs = _to_device(batch, loaded.device, dtype)
+    handle = loaded.handle
+    last_call = handle.history[-1] if handle is not None and handle.history else None
+    if loaded.device.type == "cuda":
+        torch.cuda.synchronize(loaded.device)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        output = loaded.thinker.generate(
+            **inputs,
+            use_audio_in_video=use_audio,
+            max_new_tokens=protocol.max_new_tokens,
+            do_sample=protocol.do_sample,
+        )
+    if loaded.device.type == "cuda":
+        torch.cuda.synchronize(loaded.device)
+    seconds = time.perf_counter() - start
+    new = output[:, inputs["input_ids"].shape[1] :].cpu()
+    texts = processor.batch_decode(new, skip_special_tokens=True)
+    stop = {processor.tokenizer.pad_token_id, processor.tokenizer.eos_token_id}
+    lengths = []
+    for row in new.tolist():
+        count = 0
+        for token in row:
+            count += 1
+            if token in stop:
+                break
+        lengths.append(count)
+    stats = None
+    select_s = 0.0
+    if handle is not None and handle.history and handle.history[-1] is not last_call:
+        stats = handle.last_stats
+        select_s = handle.last_select_seconds
+    tokens = []
+    for i, counts in enumerate(before):
+        if stats is not None and i < len(stats):
+            s = stats[i]
+            tokens.append(
+                {
+                    "video_before": s.video_before,
+                    "video_after": s.video_after,
+                    "audio_before": s.audio_before,
+                    "audio_after": s.audio_after,
+                    "text": counts["text"],
+                }
+            )
+        else:
+            v, a = counts["video"], counts["audio"]
+            tokens.append(
+                {
+                    "video_before": v,
+                    "video_after": v,
+                    "audio_before": a,
+                    "audio_after": a,
+                    "text": counts["text"],
+                }
+            )
+    return {
+        "texts": texts,
+        "tokens": tokens,
+        "new_tokens": lengths,
+        "generate_s": seconds,
+        "select_s": select_s,
+    }
+
+
+def _row(item: _Prepared, rank: int, **extra: Any) -> dict[str, Any]:
+    q = item.question
+    row: dict[str, Any] = {
+        "id": q.id,
+        "index": q.index,
+        "benchmark": q.benchmark,
+        "media": str(q.media),
+        "answer": q.answer if not q.open_ended else None,
+        "categories": q.categories,
+        "open_ended": q.open_ended,
+        "rank": rank,
+    }
+    if q.open_ended:
+        row["reference"] = q.answer
+        row["events"] = list(q.events)
+    if item.video is not None:
+        row["video"] = item.video
+    row.update(extra)
+    return row
+
+
+def _error_row(item: _Prepared, rank: int, reason: str) -> dict[str, Any]:
+    row = _row(item, rank, status="error", error=reason, response=None, choice=None)
+    row["correct"] = None if item.question.open_ended else False
+    row["timings"] = {"decode_s": round(item.decode_s, 4), "encode_s": round(item.encode_s, 4)}
+    return row
+
+
+def _ok_rows(items: list[_Prepared], result: dict[str, Any], rank: int) -> list[dict[str, Any]]:
+    rows = []
+    for i, item in enumerate(items):
+        q = item.question
+        text = result["texts"][i]
+        choice = None if q.open_ended else extract_choice(text, q.options)
+        tokens = result["tokens"][i]
+        before = tokens["video_before"] + tokens["audio_before"]
+        after = tokens["video_after"] + tokens["audio_after"]
+        rows.append(
+            _row(
+                item,
+                rank,
+                status="ok",
+                error=None,
+                response=text,
+                choice=choice,
+                correct=None if q.open_ended else choice == q.answer,
+                tokens=tokens,
+                retained=round(after / before, 6) if before else 1.0,
+                new_tokens=result["new_tokens"][i],
+                timings={
+                    "decode_s": round(item.decode_s, 4),
+                    "encode_s": round(item.encode_s, 4),
+                    "generate_s": round(result["generate_s"], 4),
+                    "select_s": round(result["select_s"], 5),
+                    "batch_size": len(items),
+                },
+            )
+        )
+    return rows
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+class _Tally:
+    """Running accuracy and retained fraction for the progress bar."""
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.answered = self.correct = self.errors = 0
+        self.before = self.after = 0
+        for row in rows:
+            self.add(row)
+
+    def add(self, row: dict[str, Any]) -> None:
+        if row.get("status") != "ok":
+            self.errors += 1
+        if not row.get("open_ended"):
+            self.answered += 1
+            self.correct += bool(row.get("correct"))
+        tokens = row.get("tokens") or {}
+        self.before += tokens.get("video_before", 0) + tokens.get("audio_before", 0)
+        self.after += tokens.get("video_after", 0) + tokens.get("audio_after", 0)
+
+    def postfix(self) -> dict[str, str]:
+        out = {}
+        if self.answered:
+            out["acc"] = f"{100.0 * self.correct / self.answered:.1f}%"
+        if self.before:
+            out["saved"] = f"{100.0 * (1 - self.after / self.before):.0f}%"
+        if self.errors:
+            out["err"] = str(self.errors)
+        return out
+
+
+def _compression_config(config: EvalConfig) -> Any | None:
+    if config.method in NO_COMPRESSION:
+        return None
+    return engine().CompressionConfig(
+        method=config.method,
+        video_drop=config.video_drop,
+        audio_drop=config.audio_drop,
+        retain=config.retain,
+        selector=config.selector,
+        seed=config.seed,
+    )
+
+
+def run_eval(config: EvalConfig, loaded: LoadedModel | None = None) -> RunOutcome:
+    """Evaluate one benchmark shard; resumes from rows already on disk. `loaded` reuses a model."""
+    benchmark = canonical_name(config.benchmark)
+    rank, world = resolve_shard(config.shard, config.num_shards)
+    protocol = _effective_protocol(config)
+    compression = _compression_config(config)  # validates method, budget and selector before any write
+    questions = load_benchmark(benchmark, config.questions, config.media_root)
+    if config.limit is not None:
+        questions = questions[: config.limit]
+    available = check_media(questions, skip_missing=config.skip_missing)
+    mine = [q for i, q in enumerate(questions) if i % world == rank]
+    keep = {q.id for q in available}
+    skipped = sum(1 for q in mine if q.id not in keep)
+    mine = [q for q in mine if q.id in keep]
+
+    run_name = config.run_name or default_run_name(
+        config.model, config.method, config.retain, config.video_drop, config.audio_drop
+    )
+    bench_dir = Path(config.out) / run_name / benchmark
+    write_meta(bench_dir, _meta(config, protocol))
+    done = finished_ids(bench_dir, retry_errors=config.retry_errors)
+    todo = [q for q in mine if q.id not in done]
+    mine_ids = {q.id for q in mine}
+    previous = [r for r in merge_rows(read_rows(bench_dir)) if r["id"] in mine_ids and r["id"] in done]
+    outcome = RunOutcome(bench_dir, shard_path(bench_dir, rank, world), already_done=len(mine) - len(todo))
+    outcome.skipped_missing = skipped
+    logger.info(
+        "%s shard %d/%d: %d questions, %d already done, %d to run -> %s",
+        benchmark,
+        rank,
+        world,
+        len(mine),
+        outcome.already_done,
+        len(todo),
+        bench_dir,
+    )
+    if not todo:
+        return outcome
+
+    own = loaded is None
+    if own:
+        loaded = load_model(config.model, compression, config.device, config.dtype, config.processor)
+    try:
+        _evaluate(config, loaded, protocol, todo, previous, outcome, rank, world)
+    finally:
+        if own and loaded.handle is not None:
+            loaded.handle.remove()
+    logger.info(
+        "%s shard %d/%d: wrote %d rows (%d errors) to %s",
+        benchmark,
+        rank,
+        world,
+        outcome.written,
+        outcome.errors,
+        outcome.shard_file,
+    )
+    return outcome
+
+
+def _evaluate(
+    config: EvalConfig,
+    loaded: LoadedModel,
+    protocol: Protocol,
+    todo: list[Question],
+    previous: list[dict[str, Any]],
+    outcome: RunOutcome,
+    rank: int,
+    world: int,
+) -> None:
+    """Prefetch media, batch, generate and write rows for the questions still to do."""
+    if loaded.random_weights:
+        logger.warning("model %s has RANDOM WEIGHTS: scores are meaningless (demo/test only)", loaded.label)
+    extractor = getattr(loaded.processor, "feature_extractor", None)
+    sampling = protocol.sampling
+    if sampling.max_audio_seconds is None and extractor is not None:
+        sampling = replace(sampling, max_audio_seconds=extractor.n_samples / extractor.sampling_rate)
+    if extractor is not None:
+        sampling = replace(sampling, audio_rate=int(extractor.sampling_rate))
+    run_protocol = replace(protocol, sampling=sampling)
+    benchmark = canonical_name(config.benchmark)
+
+    cache = _MediaCache(sampling, Counter(q.media for q in todo))
+    tally = _Tally(previous)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(todo), desc=f"{benchmark} {rank + 1}/{world}", disable=not config.progress, unit="q")
+    bar.set_postfix(tally.postfix())
+    failures_in_a_row = 0
+    any_success = bool(previous)
+    window = config.batch_size + max(1, config.workers)  # one batch ahead: bounds memory
+
+    with ResultWriter(outcome.shard_file) as writer:
+
+        def emit(rows: list[dict[str, Any]]) -> None:
+            for row in rows:
+                writer.write(row)
+                tally.add(row)
+                outcome.written += 1
+                outcome.errors += row["status"] != "ok"
+            bar.update(len(rows))
+            bar.set_postfix(tally.postfix())
+
+        def run_batch(items: list[_Prepared]) -> None:
+            nonlocal failures_in_a_row, any_success
+            try:
+                result = _generate(loaded, items, run_protocol)
+            except Exception as exc:  # noqa: BLE001 - recorded per row; aborts below if nothing ever works
+                if _is_oom(exc) and loaded.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                if len(items) > 1:
+                    logger.warning("batch of %d failed (%s); retrying one by one", len(items), exc)
+                    for item in items:
+                        run_batch([item])
+                    return
+                logger.warning(
+                    "generation failed on %s: %s", items[0].question.id, exc, exc_info=not any_success
+                )
+                emit([_error_row(items[0], rank, f"generation failed: {type(exc).__name__}: {exc}")])
+                failures_in_a_row += 1
+                if not any_success and failures_in_a_row >= _ABORT_AFTER:
+                    raise RuntimeError(
+                        f"the first {failures_in_a_row} generations all failed (last: {exc}); this looks like a "
+                        "setup problem (model, processor, method or device), not bad data. Fix it and rerun: "
+                        "finished rows are kept."
+                    ) from exc
+                return
+            failures_in_a_row = 0
+            any_success = True
+            emit(_ok_rows(items, result, rank))
+
+        pending: list[_Prepared] = []
+
+        def flush_pending() -> None:
+            groups: dict[bool, list[_Prepared]] = {}
+            for item in pending:
+                groups.setdefault(bool(item.inputs["use_audio_in_video"]), []).append(item)
+            for items in groups.values():
+                run_batch(items)
+            pending.clear()
+
+        for item in _prefetch(todo, cache, loaded, run_protocol, config.workers, window):
+            if item.error is not None:
+                emit([_error_row(item, rank, item.error)])
+                continue
+            pending.append(item)
+            if len(pending) >= config.batch_size:
+                flush_pending()
+        if pending:
+            flush_pending()
+    bar.close()
+
+
+def config_dict(config: EvalConfig) -> dict[str, Any]:
+    """The config as plain data (for logs)."""
+    data = asdict(config)
+    data["questions"] = str(config.questions)
+    data["out"] = str(config.out)
+    data["media_root"] = None if config.media_root is None else str(config.media_root)
+    return data

@@ -1,0 +1,41 @@
+import argparse
+
+from omnisift.evaluation.cli import main, register
+
+
+def test_register_adds_eval_and_report():
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(
+        ["eval", "--benchmark", "videomme", "--media-root", "m", "--model", "tiny", "--retain", "0.25"]
+    )
+    assert args.command == "eval" and args.retain == 0.25 and args.method == "omnisift"
+    assert args.batch_size == 1 and args.max_new_tokens == 256 and args.shard is None
+    assert callable(args.func)
+    args = parser.parse_args(["report", "runs", "--judge-url", "http://x/v1", "--judge-model", "j"])
+    assert str(args.dir) == "runs" and callable(args.func)
+
+
+def test_eval_then_report_on_tiny_model(question_files, media_root, tmp_path, capsys):
+    out = tmp_path / "runs"
+    base = ["eval", "--benchmark", "worldsense", "--media-root", str(media_root), "--model", "tiny"]
+    base += ["--questions", str(question_files["worldsense"]), "--out", str(out), "--limit", "2"]
+    base += ["--max-new-tokens", "2", "--no-progress", "--batch-size", "2"]
+    assert main([*base, "--method", "none"]) == 0
+    printed = capsys.readouterr().out
+    assert "2 new rows" in printed and "RANDOM WEIGHTS" in printed
+    assert main([*base, "--method", "omnisift", "--retain", "0.5"]) == 0
+    assert "tokens kept" in capsys.readouterr().out
+
+    assert main(["report", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Full tokens" in printed and "omnisift retain 0.5" in printed and "WorldSense" in printed
+    assert (out / "report.png").is_file()
+
+
+def test_eval_reports_missing_media_with_exit_code(question_files, media_root, tmp_path, capsys):
+    argv = ["eval", "--benchmark", "dailyomni", "--media-root", str(media_root), "--model", "tiny"]
+    argv += ["--questions", str(question_files["dailyomni"]), "--out", str(tmp_path), "--method", "none"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "1 of 6 questions" in err and "--skip-missing" in err

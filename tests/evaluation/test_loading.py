@@ -1,0 +1,60 @@
+"""The checkpoint-folder path of `--model`, on a tiny model saved the way released checkpoints are laid out."""
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from omnisift.evaluation.inputs import Protocol
+from omnisift.evaluation.loading import load_model
+from omnisift.evaluation.results import read_rows
+from omnisift.evaluation.runner import EvalConfig, run_eval
+from omnisift.selector import VisionGuidedAudioSelector
+from omnisift.tiny import tiny_omni_model, tiny_processor
+
+
+@pytest.fixture(scope="module")
+def omnisift_folder(tmp_path_factory):
+    """A full-model folder (config, weights, processor, speakers) plus `thinker.compressor.*` selector keys."""
+    folder = tmp_path_factory.mktemp("OmniSIFT-tiny")
+    tiny_omni_model().save_pretrained(folder)
+    tiny_processor().save_pretrained(folder)
+    torch.save(
+        {"Chelsie": {"bos_token": 151870, "cond": torch.zeros(1, 16), "ref_mel": torch.zeros(1, 30, 80)}},
+        folder / "spk_dict.pt",
+    )
+    weights = load_file(folder / "model.safetensors")
+    selector = VisionGuidedAudioSelector(32)
+    weights.update({f"thinker.compressor.{k}": v.contiguous() for k, v in selector.state_dict().items()})
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    return folder
+
+
+def test_load_checkpoint_folder(omnisift_folder):
+    loaded = load_model(str(omnisift_folder), None)
+    assert type(loaded.thinker).__name__ == "Qwen2_5OmniThinkerForConditionalGeneration"
+    assert loaded.handle is None and not loaded.random_weights
+    assert loaded.processor.video_token_id == 151656
+
+
+def test_released_folder_runs_with_its_own_selector(omnisift_folder, question_files, media_root, tmp_path):
+    config = EvalConfig(
+        benchmark="worldsense",
+        questions=question_files["worldsense"],
+        media_root=media_root,
+        model=str(omnisift_folder),
+        out=tmp_path,
+        method="omnisift",
+        limit=2,
+        progress=False,
+        protocol=Protocol(max_new_tokens=2),
+    )
+    outcome = run_eval(config)
+    rows = read_rows(outcome.shard_file)
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    assert all(r["retained"] < 1.0 for r in rows)
+    assert outcome.bench_dir.parent.name == "OmniSIFT-tiny0__omnisift-v0.7-a0.3"
+
+
+def test_missing_model_folder_says_what_to_pass(tmp_path):
+    with pytest.raises(FileNotFoundError, match="tiny"):
+        load_model(str(tmp_path / "nope"), None)
