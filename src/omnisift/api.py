@@ -110,6 +110,7 @@ def keep_mask(
     method: str | SelectionMethod = "omnisift",
     token_ids: TokenIds | None = None,
     seed: int = 0,
+    audio_saliency: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Which tokens to keep: [B, N] bool, True = keep (text, special tokens, images and padding always).
 
@@ -123,6 +124,8 @@ def keep_mask(
         retain: target fraction of each sample's audio+video tokens kept; overrides `video_drop` (and raises
             `audio_drop` only when video alone cannot reach it).
         method: a registered method name or instance.
+        audio_saliency: [B, N] per-audio-token saliency for methods that use the audio encoder's attention
+            (OmniZip); `attach` captures it from the encoder.
     """
     return select_tokens(
         inputs_embeds,
@@ -136,6 +139,7 @@ def keep_mask(
         attention_mask=attention_mask,
         token_ids=token_ids,
         seed=seed,
+        audio_saliency=audio_saliency,
     ).keep
 
 

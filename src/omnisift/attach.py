@@ -239,7 +239,10 @@ class CompressionHandle:
             )
         mask = kwargs.get("attention_mask")
         start = time.perf_counter()
-        saliency = self._audio_saliency.take(ids) if self._audio_saliency is not None else None
+        saliency = None
+        if self._audio_saliency is not None:
+            saliency = self._audio_saliency.to_sequence(ids, self.adapter.token_ids.audio).to(embeds.device)
+            self._audio_saliency.scores = None
         result = select_tokens(
             embeds,
             ids,
@@ -343,7 +346,7 @@ def attach(model: nn.Module, config: CompressionConfig | None = None) -> Compres
     if method.needs_audio_attention:
         from .methods.omnizip import audio_saliency_hook
 
-        handle._audio_saliency = audio_saliency_hook(adapter)
+        handle._audio_saliency = audio_saliency_hook(adapter.thinker)
     _ACTIVE[adapter.thinker] = handle
     logger.info(
         "omnisift attached to %s: method=%s video_drop=%s audio_drop=%s retain=%s selector=%s",

@@ -30,23 +30,17 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _methods(args: argparse.Namespace) -> int:
-    from .methods import METHODS
+    from .methods.catalog import describe_methods
 
-    rows = [
-        (
-            name,
-            "trained selector" if cls.needs_selector else "training-free",
-            cls.modalities,
-            getattr(cls, "summary", ""),
-            cls.paper,
-        )
-        for name, cls in sorted(METHODS.items())
-    ]
-    widths = [max(len(str(r[i])) for r in rows) for i in range(3)]
-    for name, weights, modalities, summary, paper in rows:
-        print(f"{name:<{widths[0]}}  {weights:<{widths[1]}}  {modalities:<{widths[2]}}  {paper}")
-        if summary:
-            print(f"{'':<{widths[0]}}  {summary}")
+    rows = describe_methods()
+    width = max(len(row["name"]) for row in rows)
+    for row in rows:
+        uses = "trained selector" if row["needs_selector"] else "training-free"
+        if row["needs_audio_attention"]:
+            uses += ", audio-encoder attention"
+        print(f"{row['name']:<{width}}  {row['modalities']:<12} {uses}")
+        print(f"{'':<{width}}  {row['summary']}")
+        print(f"{'':<{width}}  paper: {row['paper']}")
     return 0
 
 
@@ -65,9 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
         "outputs are meaningless.",
     )
     demo.add_argument("--model", help="Qwen2.5-Omni checkpoint folder (default: tiny random model)")
-    demo.add_argument("--video", help="video file (default: a generated clip with a moving square and a tone)")
+    demo.add_argument(
+        "--video", help="video file (default: a generated clip with a moving square and a tone)"
+    )
     demo.add_argument("--selector", help="selector file or folder (default: the model folder's own)")
-    demo.add_argument("--retain", type=float, nargs="+", help="retained fractions to compare (default 0.35 0.25)")
+    demo.add_argument(
+        "--retain", type=float, nargs="+", help="retained fractions to compare (default 0.35 0.25)"
+    )
     demo.add_argument("--seconds", type=float, default=20.0, help="length of the generated clip")
     demo.add_argument("--max-new-tokens", type=int, default=16)
     demo.add_argument("--device", default="cpu")

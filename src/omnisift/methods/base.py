@@ -39,6 +39,7 @@ class SelectionMethod(ABC):
 
     name: ClassVar[str] = ""
     paper: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
     modalities: ClassVar[str] = "audio+video"
     needs_selector: ClassVar[bool] = False
     needs_audio_attention: ClassVar[bool] = False

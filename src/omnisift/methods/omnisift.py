@@ -59,7 +59,10 @@ def stvp_scores(layout: Layout, grids: torch.Tensor) -> torch.Tensor:
     )
     if layout.num_grids < 2:
         return spatial
-    temporal = cosine_rows(torch.linalg.vecdot(grids[1:], grids[:-1]), norms[1:], norms[:-1])
+    g, p, d = grids.shape
+    # Per-token dot products as a batched (1 x D) @ (D x 1): no [G, P, D] temporary.
+    pair_dots = torch.bmm(grids[1:].reshape(-1, 1, d), grids[:-1].reshape(-1, d, 1)).view(g - 1, p)
+    temporal = cosine_rows(pair_dots, norms[1:], norms[:-1])
     temporal = torch.cat([spatial[:1], temporal], 0)
     return torch.where(layout.grid_is_first.unsqueeze(1), spatial, temporal)
 
@@ -150,6 +153,9 @@ class OmniSIFT(SelectionMethod):
 
     name = "omnisift"
     paper = "OmniSIFT, arXiv 2602.04804"
+    summary = (
+        "STVP drops video redundant within and across frames; a trained selector keeps audio tied to them"
+    )
     modalities = "audio+video"
     needs_selector = True
     anchors_from_audio: ClassVar[bool] = False

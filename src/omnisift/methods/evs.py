@@ -1,0 +1,115 @@
+"""EVS, Efficient Video Sampling (arXiv 2510.14624), video only, as described in the paper and SPEC 6.
+
+Each video token is scored by its dissimilarity `1 - cos` to the token at the same index of the previous
+grid (temporal patch pair) of the same video; the first grid of a video is always kept; the tokens kept
+are the global top of the whole video, not a per-frame quota (ties go to the earlier token).
+
+Choices the paper leaves open, or that the budget rule of this project overrides:
+
+- Count: the paper keeps `max(P, int(T * P * (1 - q)))` tokens of a video of T grids of P tokens. Here
+  the count is the sum of OmniSIFT's per-grid counts over the video's grids (`video_keep_per_grid`),
+  so EVS keeps exactly OmniSIFT's number of video tokens per video, hence per sample; there is no `q`.
+- The first grid's priority: its tokens rank above every other token of the video. When the budget is
+  smaller than one grid (a one-grid video), the first grid keeps its tokens least cosine-similar to the
+  grid's mean (the only case where this spatial tie-break is used).
+- A grid whose previous grid has another size (never in a real video, every grid of one video has the
+  same size) compares the slots they share; a slot the previous grid lacks scores 1 (cosine 0).
+- Audio: EVS has no audio rule; `audio_drop` is applied by seeded uniform sampling within each group
+  (see `random_baseline.uniform_audio_keep`); at `audio_drop=0` audio is untouched.
+- Separate videos in one prompt are ranked separately (a "video" is one contiguous run of video/audio).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from ..budget import Budget, video_keep_per_grid
+from ..layout import Layout
+from ..ops import cosine_rows, top_per_group
+from .base import Selection, SelectionMethod, register
+from .omnisift import gather_grids, keep_from_parts
+from .random_baseline import uniform_audio_keep
+
+__all__ = ["EVS", "evs_scores", "grid_video_index", "previous_grid_cosine", "spatial_cosine"]
+
+FIRST_GRID_BONUS = 4.0
+"""Added to first-grid scores: above any `1 - cos` (at most 2), so the first grid always ranks first."""
+
+
+def grid_video_index(layout: Layout) -> tuple[torch.Tensor, int]:
+    """[G] index of the video each grid belongs to, and the number of videos in the batch."""
+    video = torch.cumsum(layout.grid_video_start.long(), 0) - 1
+    return video, int(layout.grid_video_start.sum())
+
+
+def previous_grid_cosine(grids: torch.Tensor, norms: torch.Tensor, lag: int = 1) -> torch.Tensor:
+    """[G, P] cosine of each slot to the same slot `lag` grids earlier (0 for the first `lag` grids)."""
+    g, p, d = grids.shape
+    out = grids.new_zeros(g, p)
+    if g > lag:
+        # Per-token dot products as a batched (1 x D) @ (D x 1): no [G, P, D] temporary.
+        dots = torch.bmm(grids[lag:].reshape(-1, 1, d), grids[:-lag].reshape(-1, d, 1)).view(g - lag, p)
+        out[lag:] = cosine_rows(dots, norms[lag:], norms[:-lag])
+    return out
+
+
+def spatial_cosine(layout: Layout, grids: torch.Tensor, norms: torch.Tensor) -> torch.Tensor:
+    """[G, P] cosine of each token to the mean of its grid."""
+    means = grids.sum(1) / layout.grid_size.clamp_min(1).unsqueeze(1).to(grids.dtype)
+    dots = torch.bmm(grids, means.unsqueeze(-1)).squeeze(-1)
+    return cosine_rows(dots, norms, torch.linalg.vector_norm(means, dim=-1, keepdim=True))
+
+
+def evs_scores(layout: Layout, grids: torch.Tensor) -> torch.Tensor:
+    """[G, P] EVS priority: `1 - cos` to the previous grid's same slot; first grids above everything."""
+    norms = torch.linalg.vector_norm(grids, dim=-1)
+    dissimilar = 1.0 - previous_grid_cosine(grids, norms)
+    first = FIRST_GRID_BONUS + (1.0 - spatial_cosine(layout, grids, norms))
+    return torch.where(layout.grid_video_start.unsqueeze(1), first, dissimilar)
+
+
+@register
+@dataclass
+class EVS(SelectionMethod):
+    """Global top of temporal dissimilarity over each video, first grid always kept."""
+
+    name = "evs"
+    paper = "EVS, Efficient Video Sampling, arXiv 2510.14624"
+    modalities = "video"
+    summary: ClassVar[str] = (
+        "video: keep the video-wide top of 1 - cos to the previous grid's patch, first grid kept"
+    )
+
+    def select(
+        self,
+        layout: Layout,
+        inputs_embeds: torch.Tensor,
+        budget: Budget,
+        *,
+        selector: nn.Module | None = None,
+        seed: int = 0,
+        audio_saliency: torch.Tensor | None = None,
+    ) -> Selection:
+        if layout.num_grids == 0:
+            return Selection(keep=torch.ones_like(layout.valid), inputs_embeds=inputs_embeds)
+        flat = inputs_embeds.reshape(-1, inputs_embeds.shape[-1])
+        grids, present, index = gather_grids(layout, flat)
+        scores = evs_scores(layout, grids).float()
+        del grids
+        video_of_grid, num_videos = grid_video_index(layout)
+        targets = torch.zeros(num_videos, dtype=torch.long, device=layout.device).index_add(
+            0, video_of_grid, video_keep_per_grid(layout, budget.video_drop)
+        )
+        # Tokens of a video are contiguous in layout order (grid by grid, then sequence order), so the
+        # video-wide top with ties to the earlier token is a per-group top over that order.
+        token_scores = scores[layout.video_grid, layout.video_rank]
+        kept = top_per_group(token_scores, video_of_grid[layout.video_grid], targets, num_videos)
+        video_kept = torch.zeros_like(present)
+        video_kept[layout.video_grid, layout.video_rank] = kept
+        audio_flat, audio_kept = uniform_audio_keep(layout, budget, seed)
+        keep = keep_from_parts(layout, video_kept, index, audio_flat, audio_kept)
+        return Selection(keep=keep, inputs_embeds=inputs_embeds)

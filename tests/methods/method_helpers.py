@@ -1,0 +1,23 @@
+"""Helpers of the method tests: run a selection on a synthetic batch, read its counts."""
+
+from __future__ import annotations
+
+import torch
+
+from omnisift import select_tokens
+from omnisift.methods import available_methods
+
+HIDDEN = 32
+
+ALL_METHODS = available_methods()
+
+
+def run(batch, method, selector=None, **kwargs):
+    """select_tokens on a synthetic batch without autograd."""
+    with torch.no_grad():
+        return select_tokens(**batch.as_kwargs(), method=method, selector=selector, **kwargs)
+
+
+def counts(result) -> list[tuple[int, int]]:
+    """(video kept, audio kept) per sample."""
+    return [(s.video_after, s.audio_after) for s in result.stats()]
