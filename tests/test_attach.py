@@ -9,8 +9,15 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from omnisift import CompressionConfig, VisionGuidedAudioSelector, attach, keep_mask, load_pretrained, save_selector
-from omnisift import tiny
+from omnisift import (
+    CompressionConfig,
+    VisionGuidedAudioSelector,
+    attach,
+    keep_mask,
+    load_pretrained,
+    save_selector,
+    tiny,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -126,7 +133,9 @@ def _manual_compact(thinker, batch, selector, video_drop=0.7, audio_drop=0.3):
 def test_prefill_logits_match_a_manual_reference(thinker, batch, selector) -> None:
     embeds, positions, mask = _manual_compact(thinker, batch, selector)
     with torch.no_grad():
-        hidden = thinker.model.language_model(inputs_embeds=embeds, position_ids=positions, attention_mask=mask)
+        hidden = thinker.model.language_model(
+            inputs_embeds=embeds, position_ids=positions, attention_mask=mask
+        )
         want = thinker.lm_head(hidden.last_hidden_state)
         with attach(thinker, CompressionConfig(selector=selector)):
             got = thinker(**batch, use_audio_in_video=True).logits
@@ -144,7 +153,13 @@ def test_generate_matches_a_manual_greedy_decode(thinker, batch, selector) -> No
     cache = DynamicCache(config=thinker.config.text_config)
     tokens = []
     with torch.no_grad():
-        out = lm(inputs_embeds=embeds, position_ids=positions, attention_mask=mask, past_key_values=cache, use_cache=True)
+        out = lm(
+            inputs_embeds=embeds,
+            position_ids=positions,
+            attention_mask=mask,
+            past_key_values=cache,
+            use_cache=True,
+        )
         next_pos = positions.amax(dim=(0, 2)) + 1
         for step in range(steps):
             token = thinker.lm_head(out.last_hidden_state[:, -1]).argmax(-1)
@@ -184,10 +199,14 @@ def test_sampling_and_manual_rope_deltas(thinker, batch, selector) -> None:
     with attach(thinker, CompressionConfig(selector=selector)):
         torch.manual_seed(0)
         with torch.no_grad():
-            first = thinker.generate(**batch, use_audio_in_video=True, max_new_tokens=4, do_sample=True, top_k=50)
+            first = thinker.generate(
+                **batch, use_audio_in_video=True, max_new_tokens=4, do_sample=True, top_k=50
+            )
         torch.manual_seed(0)
         with torch.no_grad():
-            second = thinker.generate(**batch, use_audio_in_video=True, max_new_tokens=4, do_sample=True, top_k=50)
+            second = thinker.generate(
+                **batch, use_audio_in_video=True, max_new_tokens=4, do_sample=True, top_k=50
+            )
         assert torch.equal(first, second)
         # rope_deltas follow the kept tokens: max kept position + 1 - kept length
         assert torch.equal(thinker.model.rope_deltas, want)
@@ -215,7 +234,9 @@ def test_refused_paths(thinker, batch, selector) -> None:
         with pytest.raises(RuntimeError, match="labels"):
             thinker(**batch, use_audio_in_video=True, labels=batch["input_ids"])
         with pytest.raises(RuntimeError, match="static"):
-            thinker.generate(**batch, use_audio_in_video=True, max_new_tokens=2, cache_implementation="static")
+            thinker.generate(
+                **batch, use_audio_in_video=True, max_new_tokens=2, cache_implementation="static"
+            )
         with pytest.raises(RuntimeError, match="input_ids"):
             embeds = thinker.get_input_embeddings()(batch["input_ids"])
             thinker(inputs_embeds=embeds, attention_mask=batch["attention_mask"])
@@ -274,7 +295,10 @@ def test_load_pretrained_sets_selector_keys_aside(tmp_path, processor, clips) ->
     hidden = model.config.thinker_config.text_config.hidden_size
     selector = VisionGuidedAudioSelector(hidden)
     shard = "model-selector.safetensors"
-    save_file({f"thinker.compressor.{k}": v.contiguous() for k, v in selector.state_dict().items()}, str(tmp_path / shard))
+    save_file(
+        {f"thinker.compressor.{k}": v.contiguous() for k, v in selector.state_dict().items()},
+        str(tmp_path / shard),
+    )
     index_path = tmp_path / "model.safetensors.index.json"
     if index_path.exists():
         index = json.loads(index_path.read_text())
@@ -304,7 +328,9 @@ def test_load_pretrained_sets_selector_keys_aside(tmp_path, processor, clips) ->
         load_pretrained(tmp_path)
 
 
-def test_beam_search_is_batch_invariant_and_exact_at_zero_drop(thinker, processor, clips, batch, selector) -> None:
+def test_beam_search_is_batch_invariant_and_exact_at_zero_drop(
+    thinker, processor, clips, batch, selector
+) -> None:
     stock = _greedy(thinker, batch, n=4, num_beams=2)
     with attach(thinker, CompressionConfig(video_drop=0.0, audio_drop=0.0, selector=selector)):
         assert torch.equal(_greedy(thinker, batch, n=4, num_beams=2), stock)

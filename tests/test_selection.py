@@ -6,11 +6,11 @@ import random
 
 import pytest
 import torch
-from reference import reference_keep
 
 import omnisift
 from omnisift import VisionGuidedAudioSelector, keep_mask, select_tokens
 from omnisift.synthetic import audio, av_clip, build_batch, image, text, video
+from reference import reference_keep
 
 HIDDEN = 32
 
@@ -77,7 +77,7 @@ def test_batch_equals_each_sample_alone() -> None:
     batch = build_batch(samples, HIDDEN, seed=3)
     with torch.no_grad():
         together = keep_mask(**batch.as_kwargs(), selector=selector)
-    for i, sample in enumerate(samples):
+    for i, _sample in enumerate(samples):
         valid = batch.attention_mask[i].bool()
         one = {k: v[i : i + 1, valid] for k, v in batch.as_kwargs().items() if k != "position_ids"}
         one["position_ids"] = batch.position_ids[:, i : i + 1, valid]

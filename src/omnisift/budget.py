@@ -13,9 +13,8 @@ achieved fraction never exceeds the target and is reported in the stats.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import logging
+from dataclasses import dataclass
 
 import torch
 

@@ -43,7 +43,9 @@ def _load(model_path: str | None, selector_path: str | None, device: str, dtype:
         return thinker, tiny.tiny_processor(), selector, True
     from transformers import Qwen2_5OmniProcessor, Qwen2_5OmniThinkerForConditionalGeneration
 
-    thinker = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(model_path, dtype=dtype).to(device).eval()
+    thinker = (
+        Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(model_path, dtype=dtype).to(device).eval()
+    )
     processor = Qwen2_5OmniProcessor.from_pretrained(model_path)
     source = selector_path or model_path
     try:
@@ -97,7 +99,9 @@ def run_demo(
         handle = None
         if target < 1.0:
             audio_drop = 0.3 if selector is not None else 0.0
-            handle = attach(thinker, CompressionConfig(retain=target, audio_drop=audio_drop, selector=selector))
+            handle = attach(
+                thinker, CompressionConfig(retain=target, audio_drop=audio_drop, selector=selector)
+            )
         try:
             prefill()  # warm-up
             timing = measure(prefill, device=device)
@@ -114,7 +118,9 @@ def run_demo(
                 "video": f"{video_tokens} -> {stats.video_after}" if stats else str(video_tokens),
                 "audio": f"{audio_tokens} -> {stats.audio_after}" if stats else str(audio_tokens),
                 "sequence": (
-                    f"{stats.length_before} -> {stats.length_after}" if stats else str(inputs["input_ids"].shape[1])
+                    f"{stats.length_before} -> {stats.length_after}"
+                    if stats
+                    else str(inputs["input_ids"].shape[1])
                 ),
                 "retained": stats.retained if stats else 1.0,
                 "prefill_ms": timing.seconds * 1e3,
@@ -129,7 +135,9 @@ def format_demo(run: DemoRun) -> str:
     """A plain-text table of the demo run."""
     lines = [f"model: {run.label}", f"video: {run.video}"]
     if run.random_weights:
-        lines.append("NOTE: random weights and a generated clip: outputs are meaningless; compare the numbers.")
+        lines.append(
+            "NOTE: random weights and a generated clip: outputs are meaningless; compare the numbers."
+        )
     header = f"{'setting':<13} {'video tokens':>14} {'audio tokens':>14} {'sequence':>12} {'kept A+V':>9} "
     header += f"{'prefill ms':>11} {'peak MiB':>9}"
     lines += ["", header, "-" * len(header)]
