@@ -2,11 +2,60 @@
 
 from __future__ import annotations
 
+import threading
+
 import torch
 
-__all__ = ["group_slots", "descending_rank", "top_per_group", "cosine_rows"]
+__all__ = [
+    "group_slots",
+    "descending_rank",
+    "top_per_group",
+    "cosine_rows",
+    "gather_rows",
+    "release_workspace",
+]
 
 EPS = 1e-8
+
+
+class _Workspace(threading.local):
+    """Per-thread reusable CPU buffers, keyed by dtype.
+
+    A fresh CPU tensor of hundreds of MB costs more in page faults than the copy into it (measured:
+    757 MB gather 0.72 s fresh vs 0.17 s into a reused buffer). CUDA's caching allocator already reuses
+    memory, so buffers are kept on the CPU only. Grows to the largest request; `release_workspace()`
+    frees it.
+    """
+
+    def __init__(self) -> None:
+        self.buffers: dict[torch.dtype, torch.Tensor] = {}
+
+
+_WORKSPACE = _Workspace()
+
+
+def release_workspace() -> None:
+    """Free the reusable CPU buffers of this thread."""
+    _WORKSPACE.buffers.clear()
+
+
+def gather_rows(flat: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """`flat[index]` for a [..]-shaped index of row numbers, without autograd.
+
+    On the CPU the result lives in a reused buffer: it is only valid until the next call in this thread,
+    so callers must not keep it.
+    """
+    shape = (*index.shape, flat.shape[-1])
+    if flat.device.type != "cpu":
+        return flat.detach()[index]
+    needed = index.numel() * flat.shape[-1]
+    buffer = _WORKSPACE.buffers.get(flat.dtype)
+    if buffer is None or buffer.numel() < needed:
+        buffer = torch.empty(needed, dtype=flat.dtype)
+        _WORKSPACE.buffers[flat.dtype] = buffer
+    out = buffer[:needed].view(-1, flat.shape[-1])
+    torch.index_select(flat.detach(), 0, index.reshape(-1), out=out)
+    return out.view(shape)
 
 
 def group_slots(group: torch.Tensor, num_groups: int) -> tuple[torch.Tensor, torch.Tensor]:

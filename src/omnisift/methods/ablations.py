@@ -61,8 +61,13 @@ class OmniSIFTNoTemporal(OmniSIFT):
     paper = "OmniSIFT ablation (no temporal pruning), arXiv 2602.04804"
     summary: ClassVar[str] = "ablation: OmniSIFT with the spatial rule on every grid (no temporal rule)"
 
-    def video_scores(self, layout: Layout, grids: torch.Tensor) -> torch.Tensor:
-        return spatial_cosine(layout, grids, torch.linalg.vector_norm(grids, dim=-1))
+    def video_redundancy(
+        self, layout: Layout, flat_embeds: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            grids, present, index = gather_grids(layout, flat_embeds)
+            scores = spatial_cosine(layout, grids, torch.linalg.vector_norm(grids, dim=-1))
+        return scores, present, index
 
 
 @register
@@ -75,9 +80,6 @@ class OmniSIFTNoSpatial(OmniSIFT):
     summary: ClassVar[str] = (
         "ablation: OmniSIFT with the temporal rule on every grid (a video's first grid at a regular stride)"
     )
-
-    def video_scores(self, layout: Layout, grids: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("omnisift-no-spatial needs the keep counts: use temporal_scores().")
 
     def temporal_scores(self, layout: Layout, grids: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         """[G, P] drop priority: cosine to the previous grid's same patch (stride on a video's first grid)."""

@@ -22,12 +22,14 @@ from torch import nn
 
 from ..budget import Budget, audio_keep_per_group, group_audio_sizes, video_keep_per_grid
 from ..layout import Layout
-from ..ops import cosine_rows, descending_rank, top_per_group
+from ..ops import cosine_rows, descending_rank, gather_rows, top_per_group
 from .base import Selection, SelectionMethod, register
 
 __all__ = [
     "OmniSIFT",
     "stvp_scores",
+    "stvp_pair_scores",
+    "gather_pairs",
     "gather_grids",
     "drop_highest",
     "vgas_keep",
@@ -47,24 +49,55 @@ def gather_grids(
     return grids, present, index
 
 
-def stvp_scores(layout: Layout, grids: torch.Tensor) -> torch.Tensor:
-    """[G, P] redundancy of each video token: cosine to its grid mean (first grids) or to the same
-    patch of the group's first grid (second grids). Higher = more redundant."""
-    norms = torch.linalg.vector_norm(grids, dim=-1)
-    means = grids.sum(1) / layout.grid_size.clamp_min(1).unsqueeze(1).to(grids.dtype)
+def gather_pairs(
+    layout: Layout, flat_embeds: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Video tokens in pair slots: group q's first grid in slot 2q, its second grid in slot 2q + 1.
+
+    Returns the [2Q, P, D] tokens (zeros where absent; a reused CPU buffer, see `gather_rows`), the
+    [2Q, P] flat index and present mask, and the [G] slot of each grid. Pair slots let each rule read
+    only the grids it applies to, through strided views.
+    """
+    slots, width = 2 * layout.num_groups, layout.max_grid_size
+    slot_of_grid = 2 * layout.grid_group + (~layout.grid_is_first).long()
+    token_slot = slot_of_grid[layout.video_grid]
+    index = torch.zeros(slots, width, dtype=torch.long, device=layout.device)
+    present = torch.zeros(slots, width, dtype=torch.bool, device=layout.device)
+    index[token_slot, layout.video_rank] = layout.video_flat
+    present[token_slot, layout.video_rank] = True
+    pairs = gather_rows(flat_embeds, index)
+    if layout.video_flat.numel() != present.numel():
+        pairs.masked_fill_(~present.unsqueeze(-1), 0)
+    return pairs, index, present, slot_of_grid
+
+
+def stvp_pair_scores(pairs: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+    """[2Q, P] redundancy of each video token (higher = more redundant): cosine to its grid's mean in
+    first-grid slots, cosine to the same patch of the group's unpruned first grid in second-grid slots."""
+    slots, width, _ = pairs.shape
+    first, second = pairs[0::2], pairs[1::2]
+    norms = torch.linalg.vector_norm(pairs, dim=-1)
+    first_norms, second_norms = norms[0::2], norms[1::2]
+    sizes = present[0::2].sum(1, keepdim=True).clamp_min(1).to(pairs.dtype)
+    means = first.sum(1) / sizes
     spatial = cosine_rows(
-        torch.bmm(grids, means.unsqueeze(-1)).squeeze(-1),
-        norms,
+        torch.bmm(first, means.unsqueeze(-1)).squeeze(-1),
+        first_norms,
         torch.linalg.vector_norm(means, dim=-1, keepdim=True),
     )
-    if layout.num_grids < 2:
-        return spatial
-    g, p, d = grids.shape
-    # Per-token dot products as a batched (1 x D) @ (D x 1): no [G, P, D] temporary.
-    pair_dots = torch.bmm(grids[1:].reshape(-1, 1, d), grids[:-1].reshape(-1, d, 1)).view(g - 1, p)
-    temporal = cosine_rows(pair_dots, norms[1:], norms[:-1])
-    temporal = torch.cat([spatial[:1], temporal], 0)
-    return torch.where(layout.grid_is_first.unsqueeze(1), spatial, temporal)
+    temporal = cosine_rows(torch.linalg.vecdot(second, first), second_norms, first_norms)
+    return torch.stack([spatial, temporal], 1).view(slots, width)
+
+
+def stvp_scores(layout: Layout, flat_embeds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """STVP drop priority of every video token, in grid order: ([G, P] scores, present mask, flat index).
+
+    A second grid of another size than its first grid gets no temporal score; its budget keeps it whole.
+    """
+    with torch.no_grad():
+        pairs, index, present, slot_of_grid = gather_pairs(layout, flat_embeds)
+        scores = stvp_pair_scores(pairs, present)
+    return scores[slot_of_grid], present[slot_of_grid], index[slot_of_grid]
 
 
 def drop_highest(scores: torch.Tensor, present: torch.Tensor, keep_counts: torch.Tensor) -> torch.Tensor:
@@ -160,8 +193,11 @@ class OmniSIFT(SelectionMethod):
     needs_selector = True
     anchors_from_audio: ClassVar[bool] = False
 
-    def video_scores(self, layout: Layout, grids: torch.Tensor) -> torch.Tensor:
-        return stvp_scores(layout, grids)
+    def video_redundancy(
+        self, layout: Layout, flat_embeds: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """[G, P] drop priority of each video token, with the grids' present mask and flat index."""
+        return stvp_scores(layout, flat_embeds)
 
     def select(
         self,
@@ -176,9 +212,7 @@ class OmniSIFT(SelectionMethod):
         flat = inputs_embeds.reshape(-1, inputs_embeds.shape[-1])
         if layout.num_grids == 0:
             return Selection(keep=torch.ones_like(layout.valid), inputs_embeds=inputs_embeds)
-        grids, present, index = gather_grids(layout, flat)
-        scores = self.video_scores(layout, grids)
-        del grids
+        scores, present, index = self.video_redundancy(layout, flat)
         video_kept = drop_highest(scores, present, video_keep_per_grid(layout, budget.video_drop))
         audio_flat = audio_kept = None
         embeds = inputs_embeds
