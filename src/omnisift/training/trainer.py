@@ -1,0 +1,647 @@
+"""Train the OmniSIFT selector (and, with the `full` recipe, the LLM) on answer-token loss.
+
+Built on established parts: `accelerate` (data parallel, DeepSpeed ZeRO-3, mixed precision, gradient
+accumulation, checkpoint state), torch `AdamW`, transformers' `get_cosine_schedule_with_warmup`
+(warm-up 5 % by default), tqdm. One optimizer step = `grad_accum` micro-batches of `batch_size` per process.
+
+Output folder layout:
+- `train_config.json`, `train_log.jsonl` (one record per optimizer step: loss, retained fraction, lr, time)
+- `checkpoints/step-NNNNNNN/`: `accelerate` state (trainable weights, optimizer, scheduler, RNG, step)
+  plus `selector.safetensors`; `trainer_state.json` is written last and marks the folder complete.
+- `selector.safetensors`: the final selector under the published `thinker.compressor.*` key names
+  (loads with `load_selector` and `CompressionConfig(selector=...)`).
+- `final/` (full recipe only): the fine-tuned model (`save_pretrained`) with the selector keys added, the
+  layout of the released OmniSIFT checkpoint (loads with `omnisift.load_pretrained`).
+
+`resume=True` continues from the newest complete checkpoint: weights, optimizer, scheduler, RNG and
+step are restored and the data stream skips the batches already consumed, so the run goes on exactly as
+if it had not stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from ..attach import CompressionConfig
+from ..selector import (
+    CHECKPOINT_PREFIX,
+    VisionGuidedAudioSelector,
+    find_selector_keys,
+    load_selector,
+    save_selector,
+)
+from .data import (
+    ConversationDataset,
+    StreamSampler,
+    check_media,
+    collate_examples,
+    load_examples,
+    tiny_protocol,
+)
+from .module import RECIPES, OmniSIFTTrainingModule, apply_recipe, trainable_parameters
+
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "RunExistsError",
+    "train",
+    "default_lr",
+    "latest_checkpoint",
+    "load_training_model",
+]
+
+logger = logging.getLogger(__name__)
+
+TINY = "tiny"
+DEFAULT_LR = {"selector": 1e-4, "full": 1e-5}
+SELECTOR_FILE = "selector.safetensors"
+STATE_FILE = "trainer_state.json"
+LOG_FILE = "train_log.jsonl"
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs (the CLI maps its flags one to one)."""
+
+    data: str | Path
+    out: str | Path
+    model: str = TINY
+    media_root: str | Path | None = None
+    processor: str | None = None
+    recipe: str = "selector"
+    video_drop: float = 0.7
+    audio_drop: float = 0.3
+    retain: float | None = None
+    steps: int = 1000
+    lr: float | None = None
+    batch_size: int = 1
+    grad_accum: int = 1
+    warmup_ratio: float = 0.05
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    bf16: bool = False
+    gradient_checkpointing: bool = False
+    resume: bool = False
+    seed: int = 0
+    save_every: int = 500
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    num_workers: int = 0
+    init_selector: str | None = None
+    max_length: int | None = None
+    attn_implementation: str = "sdpa"
+    progress: bool = True
+    stop_after: int | None = None
+    """Stop this call after that many more optimizer steps (checkpointed; continue with `resume`)."""
+
+    def __post_init__(self) -> None:
+        if self.recipe not in RECIPES:
+            raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
+        for name in ("steps", "batch_size", "grad_accum", "save_every", "log_every", "keep_checkpoints"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.lr is not None and not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.stop_after is not None and (not isinstance(self.stop_after, int) or self.stop_after < 1):
+            raise ValueError(f"stop_after must be a positive integer, got {self.stop_after!r}")
+        if self.num_workers < 0:
+            raise ValueError("num_workers must be >= 0")
+        # Validates the drops / retain the same way inference does.
+        self.compression()
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else default_lr(self.recipe)
+
+    @property
+    def warmup_steps(self) -> int:
+        return math.ceil(self.warmup_ratio * self.steps)
+
+    def compression(self) -> CompressionConfig:
+        return CompressionConfig(
+            method="omnisift", video_drop=self.video_drop, audio_drop=self.audio_drop, retain=self.retain
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+
+
+@dataclass
+class TrainResult:
+    """What a call to `train` did (records are those of the steps run in this call)."""
+
+    out: Path
+    step: int
+    records: list[dict[str, Any]] = field(default_factory=list)
+    selector_path: Path | None = None
+    final_dir: Path | None = None
+    resumed_from: Path | None = None
+
+    @property
+    def losses(self) -> list[float]:
+        return [r["loss"] for r in self.records]
+
+
+def default_lr(recipe: str) -> float:
+    """1e-5 for the paper's full recipe; 1e-4 for the selector alone (a small, freshly initialised head)."""
+    return DEFAULT_LR[recipe]
+
+
+class RunExistsError(FileExistsError, RuntimeError):
+    """The output folder already holds a run and `resume` was not asked for."""
+
+
+class _Progress:
+    """Optimizer steps done; checkpointed with the accelerate state."""
+
+    def __init__(self) -> None:
+        self.step = 0
+
+    def state_dict(self) -> dict[str, int]:
+        return {"step": self.step}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.step = int(state["step"])
+
+
+# ------------------------------------------------------------------------------------------------
+# Model
+# ------------------------------------------------------------------------------------------------
+
+
+def load_training_model(
+    model: str,
+    *,
+    dtype: torch.dtype,
+    processor_path: str | None = None,
+    attn_implementation: str = "sdpa",
+    device: torch.device | str | None = None,
+) -> tuple[nn.Module, Any]:
+    """Load the model ("tiny" or a Qwen2.5-Omni folder, without the talker) and its processor.
+
+    `device` places the weights straight on this process's accelerator (data parallel: no full CPU copy
+    per process); leave it None under DeepSpeed ZeRO-3, which partitions the weights while loading.
+    """
+    if model == TINY:
+        from ..tiny import tiny_processor, tiny_thinker
+
+        thinker = tiny_thinker(seed=0, attn_implementation=attn_implementation).to(dtype)
+        return (thinker.to(device) if device is not None else thinker), tiny_processor()
+    import transformers
+
+    path = Path(model)
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{path} has no config.json; pass a Qwen2.5-Omni checkpoint folder or 'tiny'")
+    model_type = json.loads(config_file.read_text()).get("model_type")
+    classes = {
+        "qwen2_5_omni": transformers.Qwen2_5OmniForConditionalGeneration,
+        "qwen2_5_omni_thinker": transformers.Qwen2_5OmniThinkerForConditionalGeneration,
+    }
+    if model_type not in classes:
+        raise ValueError(
+            f"{path}: model_type {model_type!r} is not a Qwen2.5-Omni checkpoint (supported: {sorted(classes)}); "
+            "OmniSIFT training needs a model with video and audio inputs"
+        )
+    cls = classes[model_type]
+    kwargs: dict[str, Any] = {"dtype": dtype, "attn_implementation": attn_implementation}
+    if model_type == "qwen2_5_omni":
+        kwargs["enable_audio_output"] = False  # text loss only: no talker
+    if device is not None:
+        kwargs["device_map"] = {"": str(device)}
+    ignored = list(getattr(cls, "_keys_to_ignore_on_load_unexpected", None) or [])
+    cls._keys_to_ignore_on_load_unexpected = ignored + [r"(^|\.)compressor\."]  # a released OmniSIFT folder
+    try:
+        loaded = cls.from_pretrained(path, **kwargs)
+    finally:
+        cls._keys_to_ignore_on_load_unexpected = ignored or None
+    processor = transformers.Qwen2_5OmniProcessor.from_pretrained(processor_path or str(path))
+    return loaded, processor
+
+
+def _initial_selector(config: TrainConfig, hidden_size: int) -> VisionGuidedAudioSelector:
+    source: str | Path | None = config.init_selector
+    if source is None and config.model != TINY:
+        try:
+            find_selector_keys(config.model)
+            source = config.model
+        except (FileNotFoundError, ValueError, OSError):
+            source = None
+    if source is not None:
+        logger.info("selector initialised from %s", source)
+        return load_selector(source, hidden_size=hidden_size, dtype=torch.float32)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        return VisionGuidedAudioSelector(hidden_size)
+
+
+# ------------------------------------------------------------------------------------------------
+# Checkpoints
+# ------------------------------------------------------------------------------------------------
+
+
+def _checkpoint_dirs(out: Path) -> list[tuple[int, Path]]:
+    found = []
+    for path in (out / "checkpoints").glob("step-*"):
+        if (path / STATE_FILE).is_file():
+            try:
+                found.append((int(path.name.split("-", 1)[1]), path))
+            except ValueError:
+                continue
+    return sorted(found)
+
+
+def latest_checkpoint(out: str | Path) -> Path | None:
+    """The newest complete checkpoint folder of a run, or None."""
+    found = _checkpoint_dirs(Path(out))
+    return found[-1][1] if found else None
+
+
+def _is_deepspeed(accelerator: Any) -> bool:
+    return getattr(accelerator.state, "deepspeed_plugin", None) is not None
+
+
+def _is_zero3(accelerator: Any) -> bool:
+    return _is_deepspeed(accelerator) and getattr(accelerator.state.deepspeed_plugin, "zero_stage", 0) == 3
+
+
+def _save_selector(accelerator: Any, module: nn.Module, path: Path) -> None:
+    """Write the selector in fp32 under the published key names (collective under ZeRO-3)."""
+    selector = accelerator.unwrap_model(module).compressor
+    params = list(selector.parameters())
+    if _is_zero3(accelerator):
+        import deepspeed
+
+        context: Any = deepspeed.zero.GatheredParameters(params, modifier_rank=None)
+    else:
+        import contextlib
+
+        context = contextlib.nullcontext()
+    with context:
+        if accelerator.is_main_process:
+            copy = VisionGuidedAudioSelector(selector.hidden_size, selector.width, selector.heads)
+            copy.load_state_dict({k: v.detach().float().cpu() for k, v in selector.state_dict().items()})
+            save_selector(copy, path)
+
+
+def _keep_trainable_weights(models: list, weights: list, output_dir: str) -> None:
+    """save_state hook: store only the trainable weights (frozen ones are reloaded from the model)."""
+    for i, model in enumerate(models):
+        if i < len(weights):
+            names = {n for n, p in model.named_parameters() if p.requires_grad}
+            weights[i] = {k: v for k, v in weights[i].items() if k in names}
+
+
+def _save_checkpoint(
+    accelerator: Any, module: nn.Module, out: Path, step: int, config: TrainConfig, keep: int
+) -> Path:
+    path = out / "checkpoints" / f"step-{step:07d}"
+    accelerator.save_state(str(path))
+    _save_selector(accelerator, module, path / SELECTOR_FILE)
+    if accelerator.is_main_process:
+        state = {"step": step, "config": config.as_dict(), "num_processes": accelerator.num_processes}
+        (path / STATE_FILE).write_text(json.dumps(state, indent=2))
+        for _, old in _checkpoint_dirs(out)[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return path
+
+
+_MUST_MATCH = ("model", "recipe", "batch_size", "grad_accum", "seed")
+_SHOULD_MATCH = ("data", "media_root", "steps", "lr", "video_drop", "audio_drop", "retain", "warmup_ratio")
+
+
+def _check_resume(path: Path, config: TrainConfig, num_processes: int) -> None:
+    state = json.loads((path / STATE_FILE).read_text())
+    saved = state.get("config", {})
+    current = config.as_dict()
+    wrong = [k for k in _MUST_MATCH if k in saved and saved[k] != current[k]]
+    if state.get("num_processes", num_processes) != num_processes:
+        wrong.append(f"num_processes ({state['num_processes']} -> {num_processes})")
+    if wrong:
+        raise ValueError(
+            f"cannot resume {path}: the run was started with other settings for {', '.join(wrong)}; use the "
+            "same settings, or another --out for a new run"
+        )
+    changed = [k for k in _SHOULD_MATCH if k in saved and saved[k] != current[k]]
+    if changed:
+        logger.warning(
+            "resuming %s with changed %s: the run will differ from an uninterrupted one", path, changed
+        )
+
+
+# ------------------------------------------------------------------------------------------------
+# Export
+# ------------------------------------------------------------------------------------------------
+
+
+def _export_full(accelerator: Any, module: nn.Module, processor: Any, final: Path) -> None:
+    """The fine-tuned model (save_pretrained) plus the selector keys, as in the released checkpoint."""
+    try:
+        state = accelerator.get_state_dict(module)
+    except ValueError as exc:  # ZeRO-3 without 16-bit gathering on save
+        raise ValueError(
+            f"{exc}. Set `zero3_save_16bit_model: true` in the accelerate DeepSpeed config (configs/zero3.yaml does)."
+        ) from exc
+    if accelerator.is_main_process:
+        unwrapped = accelerator.unwrap_model(module)
+        model_state = {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
+        unwrapped.model.save_pretrained(final, state_dict=model_state, safe_serialization=True)
+        selector_state = {
+            CHECKPOINT_PREFIX + k[len("compressor.") :]: v.detach().float().cpu().contiguous()
+            for k, v in state.items()
+            if k.startswith("compressor.")
+        }
+        from safetensors.torch import save_file
+
+        save_file(selector_state, str(final / SELECTOR_FILE), metadata={"format": "pt"})
+        index = final / "model.safetensors.index.json"
+        if index.is_file():  # sharded: list the selector keys so index-based loaders find them
+            data = json.loads(index.read_text())
+            data["weight_map"].update({k: SELECTOR_FILE for k in selector_state})
+            index.write_text(json.dumps(data, indent=2, sort_keys=True))
+        try:
+            processor.save_pretrained(final)
+        except Exception as exc:  # noqa: BLE001 - the model is saved; the processor is a convenience
+            logger.warning(
+                "could not save the processor next to the model (%s); pass --processor when loading", exc
+            )
+    accelerator.wait_for_everyone()
+
+
+# ------------------------------------------------------------------------------------------------
+# Training
+# ------------------------------------------------------------------------------------------------
+
+
+def _make_accelerator(config: TrainConfig) -> Any:
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration
+
+    return Accelerator(
+        gradient_accumulation_steps=config.grad_accum,
+        # Without --bf16 the launch config decides (e.g. `mixed_precision: bf16` in configs/zero3.yaml).
+        mixed_precision="bf16" if config.bf16 else None,
+        project_config=ProjectConfiguration(project_dir=str(config.out)),
+        # A batch whose groups have no audio to drop leaves the selector unused.
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+    )
+
+
+def train(
+    config: TrainConfig,
+    *,
+    model: nn.Module | None = None,
+    processor: Any | None = None,
+    dataset: Dataset | None = None,
+    accelerator: Any | None = None,
+) -> TrainResult:
+    """Run (or resume) a training run; see the module docstring for what it writes.
+
+    `model`/`processor`/`dataset` override what `config` would load (tests, custom data pipelines); a
+    custom dataset must return what `ConversationDataset` returns (single-sample inputs with labels).
+    """
+    from accelerate.utils import set_seed
+
+    out = Path(config.out)
+    if not config.resume and latest_checkpoint(out) is not None:
+        raise RunExistsError(
+            f"{out} already holds checkpoints of a run: pass --resume to continue it, or choose another --out"
+        )
+    accelerator = accelerator or _make_accelerator(config)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and accelerator.num_processes == 1:
+        raise RuntimeError(
+            f"launched as {world} processes but accelerate sees one (each would train alone and overwrite the "
+            "others' checkpoints); launch with `accelerate launch`, or on CPU set ACCELERATE_USE_CPU=1"
+        )
+    set_seed(config.seed)
+
+    if dataset is None:
+        examples = load_examples(config.data, config.media_root)
+        check_media(examples)
+    # Load after the Accelerator exists so DeepSpeed ZeRO-3 can partition the weights while loading.
+    if model is None:
+        dtype = torch.bfloat16 if config.bf16 and config.recipe == "selector" else torch.float32
+        model, loaded_processor = load_training_model(
+            config.model,
+            dtype=dtype,
+            processor_path=config.processor,
+            attn_implementation=config.attn_implementation,
+            device=None if _is_zero3(accelerator) else accelerator.device,
+        )
+        processor = processor or loaded_processor
+    if dataset is None:
+        if processor is None:
+            raise ValueError("pass a processor with a custom model")
+        protocol = tiny_protocol() if config.model == TINY else None
+        dataset = ConversationDataset(examples, processor, protocol, max_length=config.max_length)
+
+    module_init = OmniSIFTTrainingModule(
+        model, _initial_selector(config, _hidden_size(model)), config.compression()
+    )
+    try:
+        return _run(config, accelerator, module_init, processor, dataset, out)
+    finally:
+        module_init.detach_compression()
+
+
+def _run(
+    config: TrainConfig,
+    accelerator: Any,
+    module_init: OmniSIFTTrainingModule,
+    processor: Any,
+    dataset: Dataset,
+    out: Path,
+) -> TrainResult:
+    from transformers import get_cosine_schedule_with_warmup
+
+    trainable = apply_recipe(module_init, config.recipe)
+    if not trainable:
+        raise ValueError(f"recipe {config.recipe!r} left no trainable parameter")
+    if config.recipe == "selector" and config.audio_drop == 0 and config.retain is None:
+        raise ValueError(
+            "no trainable parameters in use: with audio_drop=0 (and no retain) the selector never runs, so the "
+            "selector recipe has nothing to train; set --audio-drop > 0 or --retain"
+        )
+    if config.gradient_checkpointing:
+        module_init.thinker.gradient_checkpointing_enable(
+            gradient_checkpointing_kwargs={"use_reentrant": False}
+        )
+    params = [p for _, p in trainable_parameters(module_init)]
+    n_trainable = sum(p.numel() for p in params)
+
+    if processor is not None:
+        pad_id = processor.tokenizer.pad_token_id
+    else:
+        pad_id = getattr(module_init.thinker.config.get_text_config(), "pad_token_id", None) or 0
+    total = config.steps * config.grad_accum * config.batch_size * accelerator.num_processes
+    loader = DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        sampler=StreamSampler(len(dataset), total, config.seed),
+        collate_fn=partial(collate_examples, pad_id=pad_id),
+        num_workers=config.num_workers,
+        drop_last=False,
+    )
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, config.warmup_steps, config.steps)
+    module, optimizer, loader = accelerator.prepare(module_init, optimizer, loader)
+    progress = _Progress()
+    # The scheduler is stepped here once per optimizer step (not by accelerate, which would step it once
+    # per process), and checkpointed as a custom object.
+    accelerator.register_for_checkpointing(scheduler, progress)
+    accelerator.register_save_state_pre_hook(_keep_trainable_weights)
+
+    resumed_from = None
+    if config.resume:
+        resumed_from = latest_checkpoint(out)
+        if resumed_from is None:
+            logger.warning("--resume: no checkpoint in %s yet, starting from step 0", out)
+        else:
+            _check_resume(resumed_from, config, accelerator.num_processes)
+            # Only trainable weights are in a (non-DeepSpeed) checkpoint; DeepSpeed loads its own full state.
+            accelerator.load_state(
+                str(resumed_from), **({} if _is_deepspeed(accelerator) else {"strict": False})
+            )
+            logger.info("resumed from %s at step %d", resumed_from, progress.step)
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "train_config.json").write_text(json.dumps(config.as_dict(), indent=2))
+    logger.info(
+        "training recipe=%s, %s trainable parameters, lr %.2g, %d steps (warm-up %d), %d x %d x %d samples a step",
+        config.recipe,
+        f"{n_trainable:,}",
+        config.learning_rate,
+        config.steps,
+        config.warmup_steps,
+        config.batch_size,
+        config.grad_accum,
+        accelerator.num_processes,
+    )
+
+    result = TrainResult(out=out, step=progress.step, resumed_from=resumed_from)
+    if progress.step < config.steps:
+        batches = loader
+        if progress.step:
+            batches = accelerator.skip_first_batches(loader, progress.step * config.grad_accum)
+        stop = (
+            config.steps
+            if config.stop_after is None
+            else min(config.steps, progress.step + config.stop_after)
+        )
+        _loop(accelerator, module, optimizer, scheduler, batches, params, progress, config, out, result, stop)
+
+    if latest_checkpoint(out) != out / "checkpoints" / f"step-{progress.step:07d}":
+        _save_checkpoint(accelerator, module, out, progress.step, config, config.keep_checkpoints)
+    result.selector_path = out / SELECTOR_FILE
+    _save_selector(accelerator, module, result.selector_path)
+    if config.recipe == "full" and progress.step >= config.steps:
+        result.final_dir = out / "final"
+        _export_full(accelerator, module, processor, result.final_dir)
+    result.step = progress.step
+    accelerator.wait_for_everyone()
+    return result
+
+
+def _hidden_size(model: nn.Module) -> int:
+    from ..models import find_adapter
+
+    return find_adapter(model).hidden_size
+
+
+def _loop(
+    accelerator: Any,
+    module: nn.Module,
+    optimizer: Any,
+    scheduler: Any,
+    batches: Any,
+    params: list[nn.Parameter],
+    progress: _Progress,
+    config: TrainConfig,
+    out: Path,
+    result: TrainResult,
+    stop: int,
+) -> None:
+    from tqdm.auto import tqdm
+
+    bar = tqdm(
+        total=config.steps,
+        initial=progress.step,
+        desc=f"train ({config.recipe})",
+        dynamic_ncols=True,
+        disable=not (config.progress and accelerator.is_local_main_process),
+    )
+    log_path = out / LOG_FILE
+    module.train()
+    losses: list[torch.Tensor] = []
+    retained: list[torch.Tensor] = []
+    tokens = 0
+    started = time.perf_counter()
+    for batch in batches:
+        with accelerator.accumulate(module):
+            output = module(batch)
+            accelerator.backward(output["loss"])
+            if accelerator.sync_gradients and config.max_grad_norm > 0:
+                accelerator.clip_grad_norm_(params, config.max_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        losses.append(output["loss"].detach())
+        retained.append(output["retained"].detach())
+        tokens += int(output["tokens"])
+        if not accelerator.sync_gradients:
+            continue
+        lr = scheduler.get_last_lr()[0]
+        scheduler.step()
+        progress.step += 1
+        loss = accelerator.gather(torch.stack(losses).mean().reshape(1)).mean().item()
+        kept = accelerator.gather(torch.cat(retained)).mean().item()
+        tokens = int(accelerator.gather(torch.tensor([tokens], device=accelerator.device)).sum())
+        seconds = time.perf_counter() - started
+        record = {
+            "step": progress.step,
+            "loss": loss,
+            "retained": kept,
+            "lr": lr,
+            "answer_tokens": tokens,
+            "step_seconds": seconds,
+        }
+        result.records.append(record)
+        if accelerator.is_main_process:
+            with log_path.open("a") as handle:
+                handle.write(json.dumps(record) + "\n")
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.4f}", retained=f"{kept:.3f}", lr=f"{lr:.2e}")
+        if progress.step % config.log_every == 0 or progress.step == config.steps:
+            logger.info(
+                "step %d/%d loss %.4f retained %.3f lr %.3g (%.2f s/step)",
+                progress.step,
+                config.steps,
+                loss,
+                kept,
+                lr,
+                seconds,
+            )
+        if progress.step % config.save_every == 0 or progress.step == stop:
+            _save_checkpoint(accelerator, module, out, progress.step, config, config.keep_checkpoints)
+        losses, retained, tokens = [], [], 0
+        started = time.perf_counter()
+        if progress.step >= stop:
+            break
+    bar.close()
