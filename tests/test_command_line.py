@@ -1,0 +1,33 @@
+"""The command line: demo on the tiny model, methods listing, clear errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from omnisift.cli import main
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def test_demo_prints_the_comparison_table(capsys) -> None:
+    assert main(["demo", "--seconds", "4", "--max-new-tokens", "2", "--retain", "0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "random weights" in out
+    assert "full tokens" in out and "retain 0.50" in out
+    assert "prefill ms" in out and "peak MiB" in out
+    assert out.count("output (") == 2
+
+
+def test_methods_lists_every_registered_method(capsys) -> None:
+    from omnisift.methods import METHODS
+
+    assert main(["methods"]) == 0
+    out = capsys.readouterr().out
+    for name in METHODS:
+        assert name in out
+    assert "trained selector" in out and "training-free" in out
+
+
+def test_bad_input_is_a_clear_error(capsys) -> None:
+    assert main(["demo", "--video", "/no/such/file.mp4", "--seconds", "2"]) == 2
+    assert "error" in capsys.readouterr().err
