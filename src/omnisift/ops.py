@@ -23,8 +23,9 @@ class _Workspace(threading.local):
 
     A fresh CPU tensor of hundreds of MB costs more in page faults than the copy into it (measured:
     757 MB gather 0.72 s fresh vs 0.17 s into a reused buffer). CUDA's caching allocator already reuses
-    memory, so buffers are kept on the CPU only. Grows to the largest request; `release_workspace()`
-    frees it.
+    memory, so buffers are kept on the CPU only. Requests up to `MAX_WORKSPACE_BYTES` are served from
+    (and grow) the cached buffer; larger ones get a fresh tensor, so at most that much stays held.
+    `release_workspace()` frees it.
     """
 
     def __init__(self) -> None:
@@ -32,6 +33,7 @@ class _Workspace(threading.local):
 
 
 _WORKSPACE = _Workspace()
+MAX_WORKSPACE_BYTES = 1 << 30
 
 
 def release_workspace() -> None:
@@ -49,6 +51,8 @@ def gather_rows(flat: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     if flat.device.type != "cpu":
         return flat.detach()[index]
     needed = index.numel() * flat.shape[-1]
+    if needed * flat.element_size() > MAX_WORKSPACE_BYTES:
+        return flat.detach()[index]
     buffer = _WORKSPACE.buffers.get(flat.dtype)
     if buffer is None or buffer.numel() < needed:
         buffer = torch.empty(needed, dtype=flat.dtype)

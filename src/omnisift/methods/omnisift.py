@@ -89,12 +89,83 @@ def stvp_pair_scores(pairs: torch.Tensor, present: torch.Tensor) -> torch.Tensor
     return torch.stack([spatial, temporal], 1).view(slots, width)
 
 
+def periodic_grids(
+    layout: Layout, index: torch.Tensor, present: torch.Tensor
+) -> tuple[int, int, int, int, int] | None:
+    """Where the grids sit when the batch is one video laid out at a constant period, else None.
+
+    The processor writes each 2-second chunk as [first grid][second grid][audio]; at a constant frame
+    rate (one clip, batch 1) group q's first grid starts at `start + q * stride` and its second grid
+    right after it, so both can be read as strided views of the embeddings, without a gather.
+    Returns (start, stride, grid size, groups, groups with a second grid). At most 6 host syncs,
+    whatever the number of chunks.
+    """
+    num_grids, size = index.shape
+    groups = layout.num_groups
+    if num_grids == 0 or size == 0 or not bool(present.all()):
+        return None
+    seconds = num_grids - groups
+    first = layout.group_first_grid
+    start = index[0, 0]
+    stride = index[first[1], 0] - start if groups > 1 else torch.zeros_like(start)
+    expected = start + torch.arange(groups, device=index.device).unsqueeze(1) * stride
+    expected = expected + torch.arange(size, device=index.device)
+    ok = torch.equal(index[first], expected)
+    if ok and seconds:
+        second = first[:seconds] + 1
+        ok = bool((~layout.grid_is_first[second]).all()) and torch.equal(
+            index[second], expected[:seconds] + size
+        )
+    if not ok:
+        return None
+    return int(start), int(stride), size, groups, seconds
+
+
+def stvp_scores_periodic(
+    layout: Layout, flat_embeds: torch.Tensor, start: int, stride: int, size: int, groups: int, seconds: int
+) -> torch.Tensor:
+    """[G, P] STVP scores read through strided views (see `periodic_grids`): no gather, and in fp32 no
+    [Q, P, D] product either."""
+    d = flat_embeds.shape[-1]
+    flat_embeds = flat_embeds.detach()
+    first = flat_embeds.as_strided((groups, size, d), (stride * d, d, 1), start * d)
+    norms1 = torch.linalg.vector_norm(first, dim=-1)
+    means = first.sum(1) / size
+    if flat_embeds.dtype == torch.float32:  # means @ grid^T reads the strided grid once, without a copy
+        dots = torch.bmm(means.unsqueeze(1), first.transpose(1, 2)).squeeze(1)
+    else:
+        dots = torch.bmm(first, means.unsqueeze(-1)).squeeze(-1)
+    spatial = cosine_rows(dots, norms1, torch.linalg.vector_norm(means, dim=-1, keepdim=True))
+    scores = spatial.new_empty(layout.num_grids, size)
+    scores[layout.group_first_grid] = spatial
+    if seconds:
+        if flat_embeds.dtype == torch.float32:
+            # 2x2 Gram blocks of (first-grid row, same patch of the second grid): dot and norm in one pass.
+            rows = (seconds - 1) * stride + size
+            pairs = flat_embeds.as_strided((rows, 2, d), (d, size * d, 1), start * d)
+            gram = torch.bmm(pairs, pairs.transpose(1, 2))
+            at = torch.arange(seconds, device=flat_embeds.device).unsqueeze(1) * stride
+            gram = gram[(at + torch.arange(size, device=flat_embeds.device)).reshape(-1)]
+            dots = gram[:, 0, 1].view(seconds, size)
+            norms2 = gram[:, 1, 1].clamp_min(0).sqrt().view(seconds, size)
+        else:
+            second = flat_embeds.as_strided((seconds, size, d), (stride * d, d, 1), (start + size) * d)
+            norms2 = torch.linalg.vector_norm(second, dim=-1)
+            dots = torch.linalg.vecdot(second, first[:seconds])
+        scores[layout.group_first_grid[:seconds] + 1] = cosine_rows(dots, norms2, norms1[:seconds])
+    return scores
+
+
 def stvp_scores(layout: Layout, flat_embeds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """STVP drop priority of every video token, in grid order: ([G, P] scores, present mask, flat index).
 
     A second grid of another size than its first grid gets no temporal score; its budget keeps it whole.
     """
     with torch.no_grad():
+        index, present = layout.grid_index_matrix()
+        pattern = periodic_grids(layout, index, present)
+        if pattern is not None:
+            return stvp_scores_periodic(layout, flat_embeds, *pattern), present, index
         pairs, index, present, slot_of_grid = gather_pairs(layout, flat_embeds)
         scores = stvp_pair_scores(pairs, present)
     return scores[slot_of_grid], present[slot_of_grid], index[slot_of_grid]
