@@ -227,3 +227,14 @@ def test_straight_through_factor_is_one_for_many_scores(dtype) -> None:
     scores = torch.rand(100_000).to(dtype)
     factor = (torch.ones_like(scores) - scores).detach() + scores
     assert torch.equal(factor, torch.ones_like(factor))
+
+
+def test_inference_mode_then_normal_mode() -> None:
+    batch = build_batch([[text(2), av_clip(6, 2, 2), text(2)]], HIDDEN)
+    with torch.inference_mode():
+        first = keep_mask(**batch.as_kwargs(), selector=_selector())
+    with torch.no_grad():
+        second = keep_mask(**batch.as_kwargs(), selector=_selector())
+    with torch.inference_mode():
+        third = keep_mask(**batch.as_kwargs(), selector=_selector())
+    assert torch.equal(first, second) and torch.equal(second, third)

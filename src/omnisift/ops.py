@@ -19,7 +19,8 @@ EPS = 1e-8
 
 
 class _Workspace(threading.local):
-    """Per-thread reusable CPU buffers, keyed by dtype.
+    """Per-thread reusable CPU buffers, keyed by dtype and inference mode (a buffer made under
+    `torch.inference_mode` cannot be written outside it).
 
     A fresh CPU tensor of hundreds of MB costs more in page faults than the copy into it (measured:
     757 MB gather 0.72 s fresh vs 0.17 s into a reused buffer). CUDA's caching allocator already reuses
@@ -29,7 +30,7 @@ class _Workspace(threading.local):
     """
 
     def __init__(self) -> None:
-        self.buffers: dict[torch.dtype, torch.Tensor] = {}
+        self.buffers: dict[tuple[torch.dtype, bool], torch.Tensor] = {}
 
 
 _WORKSPACE = _Workspace()
@@ -53,10 +54,11 @@ def gather_rows(flat: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     needed = index.numel() * flat.shape[-1]
     if needed * flat.element_size() > MAX_WORKSPACE_BYTES:
         return flat.detach()[index]
-    buffer = _WORKSPACE.buffers.get(flat.dtype)
+    key = (flat.dtype, torch.is_inference_mode_enabled())
+    buffer = _WORKSPACE.buffers.get(key)
     if buffer is None or buffer.numel() < needed:
         buffer = torch.empty(needed, dtype=flat.dtype)
-        _WORKSPACE.buffers[flat.dtype] = buffer
+        _WORKSPACE.buffers[key] = buffer
     out = buffer[:needed].view(-1, flat.shape[-1])
     torch.index_select(flat.detach(), 0, index.reshape(-1), out=out)
     return out.view(shape)
