@@ -348,7 +348,7 @@ def attach(model: nn.Module, config: CompressionConfig | None = None) -> Compres
 
         handle._audio_saliency = audio_saliency_hook(adapter.thinker)
     _ACTIVE[adapter.thinker] = handle
-    logger.info(
+    logger.debug(
         "omnisift attached to %s: method=%s video_drop=%s audio_drop=%s retain=%s selector=%s",
         type(model).__name__,
         config.method,
