@@ -22,19 +22,14 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-from torch import nn
 
 from ..budget import Budget, video_keep_per_grid
 from ..layout import Layout
-from .base import Selection, register
+from .base import register
 from .evs import previous_grid_cosine, spatial_cosine
 from .omnisift import (
     OmniSIFT,
-    drop_highest,
     gather_grids,
-    keep_from_parts,
-    straight_through,
-    vgas_keep,
 )
 
 __all__ = ["OmniSIFTNoSpatial", "OmniSIFTNoTemporal", "OmniSIFTAudioOnly", "stride_priority"]
@@ -62,7 +57,7 @@ class OmniSIFTNoTemporal(OmniSIFT):
     summary: ClassVar[str] = "ablation: OmniSIFT with the spatial rule on every grid (no temporal rule)"
 
     def video_redundancy(
-        self, layout: Layout, flat_embeds: torch.Tensor
+        self, layout: Layout, flat_embeds: torch.Tensor, budget: Budget
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         with torch.no_grad():
             grids, present, index = gather_grids(layout, flat_embeds)
@@ -90,39 +85,13 @@ class OmniSIFTNoSpatial(OmniSIFT):
         comparable = ~layout.grid_video_start & (layout.grid_size == layout.grid_size[partner])
         return torch.where(comparable.unsqueeze(1), previous, stride_priority(layout, keep, grids.dtype))
 
-    def select(
-        self,
-        layout: Layout,
-        inputs_embeds: torch.Tensor,
-        budget: Budget,
-        *,
-        selector: nn.Module | None = None,
-        seed: int = 0,
-        audio_saliency: torch.Tensor | None = None,
-    ) -> Selection:
-        if layout.num_grids == 0:
-            return Selection(keep=torch.ones_like(layout.valid), inputs_embeds=inputs_embeds)
-        flat = inputs_embeds.reshape(-1, inputs_embeds.shape[-1])
-        grids, present, index = gather_grids(layout, flat)
-        keep_counts = video_keep_per_grid(layout, budget.video_drop)
-        scores = self.temporal_scores(layout, grids, keep_counts)
-        del grids
-        video_kept = drop_highest(scores, present, keep_counts)
-        audio_flat = audio_kept = None
-        embeds = inputs_embeds
-        grouped = layout.audio_group >= 0
-        if bool(grouped.any()) and bool((budget.audio_drop > 0).any()):
-            if selector is None:
-                raise ValueError(
-                    f"{self.name} drops audio with its trained selector: pass selector=..., or set audio_drop=0."
-                )
-            audio_flat, audio_kept, audio_scores = vgas_keep(
-                layout, flat, video_kept, index, budget, selector
-            )
-            if torch.is_grad_enabled() and selector.training:
-                embeds = straight_through(inputs_embeds, audio_flat, audio_kept, audio_scores)
-        keep = keep_from_parts(layout, video_kept, index, audio_flat, audio_kept)
-        return Selection(keep=keep, inputs_embeds=embeds)
+    def video_redundancy(
+        self, layout: Layout, flat_embeds: torch.Tensor, budget: Budget
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            grids, present, index = gather_grids(layout, flat_embeds)
+            scores = self.temporal_scores(layout, grids, video_keep_per_grid(layout, budget.video_drop))
+        return scores, present, index
 
 
 @register

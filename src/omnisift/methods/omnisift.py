@@ -267,9 +267,10 @@ class OmniSIFT(SelectionMethod):
     anchors_from_audio: ClassVar[bool] = False
 
     def video_redundancy(
-        self, layout: Layout, flat_embeds: torch.Tensor
+        self, layout: Layout, flat_embeds: torch.Tensor, budget: Budget
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """[G, P] drop priority of each video token, with the grids' present mask and flat index."""
+        """[G, P] drop priority of each video token, with the grids' present mask and flat index.
+        Ablations override this; the budget is there for rules that depend on the keep counts."""
         return stvp_scores(layout, flat_embeds)
 
     def select(
@@ -285,7 +286,7 @@ class OmniSIFT(SelectionMethod):
         flat = inputs_embeds.reshape(-1, inputs_embeds.shape[-1])
         if layout.num_grids == 0:
             return Selection(keep=torch.ones_like(layout.valid), inputs_embeds=inputs_embeds)
-        scores, present, index = self.video_redundancy(layout, flat)
+        scores, present, index = self.video_redundancy(layout, flat, budget)
         video_kept = drop_highest(scores, present, video_keep_per_grid(layout, budget.video_drop))
         audio_flat = audio_kept = None
         embeds = inputs_embeds
