@@ -1097,7 +1097,8 @@ def register(subparsers: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--prefill-worker"]:
-        print(json.dumps(_prefill_worker(json.loads(argv[1]))), flush=True)
+        sys.stdout.write(json.dumps(_prefill_worker(json.loads(argv[1]))) + "\n")
+        sys.stdout.flush()
         return 0
     parser = argparse.ArgumentParser(prog="python -m omnisift.bench", description=__doc__.splitlines()[0])
     _add_arguments(parser)

@@ -36,14 +36,13 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-from torch import nn
 
-from ..budget import Budget, video_keep_per_grid
+from ..budget import Budget
 from ..layout import Layout
-from .base import Selection, SelectionMethod, register
-from .evs import grid_video_index, previous_grid_cosine
-from .omnisift import drop_highest, gather_grids, keep_from_parts
-from .random_baseline import uniform_audio_keep
+from .base import register
+from .evs import previous_grid_cosine
+from .omnisift import drop_highest
+from .video_only import VideoOnlyMethod, per_video_targets
 
 __all__ = ["DyCoke", "dycoke_roles", "dycoke_scores", "spread_drops"]
 
@@ -103,7 +102,7 @@ def _first_grid_of_video(layout: Layout) -> torch.Tensor:
 
 @register
 @dataclass
-class DyCoke(SelectionMethod):
+class DyCoke(VideoOnlyMethod):
     """Temporal token merging in windows of four grids (decode-time KV pruning not supported)."""
 
     name = "dycoke"
@@ -123,29 +122,10 @@ class DyCoke(SelectionMethod):
                 "decode step. Only its temporal token merging before the LLM is implemented (kv_pruning=False)."
             )
 
-    def select(
-        self,
-        layout: Layout,
-        inputs_embeds: torch.Tensor,
-        budget: Budget,
-        *,
-        selector: nn.Module | None = None,
-        seed: int = 0,
-        audio_saliency: torch.Tensor | None = None,
-    ) -> Selection:
-        if layout.num_grids == 0:
-            return Selection(keep=torch.ones_like(layout.valid), inputs_embeds=inputs_embeds)
+    def video_keep(
+        self, layout: Layout, grids: torch.Tensor, present: torch.Tensor, budget: Budget
+    ) -> torch.Tensor:
         roles = dycoke_roles(layout)
-        video_of_grid, num_videos = grid_video_index(layout)
-        target = torch.zeros(num_videos, dtype=torch.long, device=layout.device).index_add(
-            0, video_of_grid, video_keep_per_grid(layout, budget.video_drop)
-        )
+        video_of_grid, num_videos, target = per_video_targets(layout, budget)
         drops = spread_drops(layout, video_of_grid, num_videos, roles != 0, target)
-        flat = inputs_embeds.reshape(-1, inputs_embeds.shape[-1])
-        grids, present, index = gather_grids(layout, flat)
-        scores = dycoke_scores(grids, roles)
-        del grids
-        video_kept = drop_highest(scores, present, layout.grid_size - drops)
-        audio_flat, audio_kept = uniform_audio_keep(layout, budget, seed)
-        keep = keep_from_parts(layout, video_kept, index, audio_flat, audio_kept)
-        return Selection(keep=keep, inputs_embeds=inputs_embeds)
+        return drop_highest(dycoke_scores(grids, roles), present, layout.grid_size - drops)

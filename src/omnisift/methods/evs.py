@@ -25,25 +25,17 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-from torch import nn
 
-from ..budget import Budget, video_keep_per_grid
+from ..budget import Budget
 from ..layout import Layout
 from ..ops import cosine_rows, top_per_group
-from .base import Selection, SelectionMethod, register
-from .omnisift import gather_grids, keep_from_parts
-from .random_baseline import uniform_audio_keep
+from .base import register
+from .video_only import VideoOnlyMethod, grid_video_index, per_video_targets
 
 __all__ = ["EVS", "evs_scores", "grid_video_index", "previous_grid_cosine", "spatial_cosine"]
 
 FIRST_GRID_BONUS = 4.0
 """Added to first-grid scores: above any `1 - cos` (at most 2), so the first grid always ranks first."""
-
-
-def grid_video_index(layout: Layout) -> tuple[torch.Tensor, int]:
-    """[G] index of the video each grid belongs to, and the number of videos in the batch."""
-    video = torch.cumsum(layout.grid_video_start.long(), 0) - 1
-    return video, int(layout.grid_video_start.sum())
 
 
 def previous_grid_cosine(grids: torch.Tensor, norms: torch.Tensor, lag: int = 1) -> torch.Tensor:
@@ -74,7 +66,7 @@ def evs_scores(layout: Layout, grids: torch.Tensor) -> torch.Tensor:
 
 @register
 @dataclass
-class EVS(SelectionMethod):
+class EVS(VideoOnlyMethod):
     """Global top of temporal dissimilarity over each video, first grid always kept."""
 
     name = "evs"
@@ -84,32 +76,15 @@ class EVS(SelectionMethod):
         "video: keep the video-wide top of 1 - cos to the previous grid's patch, first grid kept"
     )
 
-    def select(
-        self,
-        layout: Layout,
-        inputs_embeds: torch.Tensor,
-        budget: Budget,
-        *,
-        selector: nn.Module | None = None,
-        seed: int = 0,
-        audio_saliency: torch.Tensor | None = None,
-    ) -> Selection:
-        if layout.num_grids == 0:
-            return Selection(keep=torch.ones_like(layout.valid), inputs_embeds=inputs_embeds)
-        flat = inputs_embeds.reshape(-1, inputs_embeds.shape[-1])
-        grids, present, index = gather_grids(layout, flat)
+    def video_keep(
+        self, layout: Layout, grids: torch.Tensor, present: torch.Tensor, budget: Budget
+    ) -> torch.Tensor:
         scores = evs_scores(layout, grids).float()
-        del grids
-        video_of_grid, num_videos = grid_video_index(layout)
-        targets = torch.zeros(num_videos, dtype=torch.long, device=layout.device).index_add(
-            0, video_of_grid, video_keep_per_grid(layout, budget.video_drop)
-        )
+        video_of_grid, num_videos, targets = per_video_targets(layout, budget)
         # Tokens of a video are contiguous in layout order (grid by grid, then sequence order), so the
         # video-wide top with ties to the earlier token is a per-group top over that order.
         token_scores = scores[layout.video_grid, layout.video_rank]
         kept = top_per_group(token_scores, video_of_grid[layout.video_grid], targets, num_videos)
         video_kept = torch.zeros_like(present)
         video_kept[layout.video_grid, layout.video_rank] = kept
-        audio_flat, audio_kept = uniform_audio_keep(layout, budget, seed)
-        keep = keep_from_parts(layout, video_kept, index, audio_flat, audio_kept)
-        return Selection(keep=keep, inputs_embeds=inputs_embeds)
+        return video_kept

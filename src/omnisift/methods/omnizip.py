@@ -53,10 +53,11 @@ from ..budget import Budget, audio_keep_per_group, group_audio_sizes, video_keep
 from ..layout import Layout
 from ..ops import EPS, cosine_rows, group_slots, top_per_group
 from .base import Selection, SelectionMethod, register
-from .evs import grid_video_index, previous_grid_cosine
+from .evs import previous_grid_cosine
 from .omnisift import drop_highest, gather_grids, keep_from_parts
 from .random_baseline import grid_presence
 from .vidcom2 import fit_counts
+from .video_only import grid_video_index
 
 __all__ = [
     "OmniZip",

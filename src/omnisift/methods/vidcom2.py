@@ -32,15 +32,13 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
-from torch import nn
 
-from ..budget import Budget, video_keep_per_grid
+from ..budget import Budget
 from ..layout import Layout
 from ..ops import descending_rank, group_slots
-from .base import Selection, SelectionMethod, register
-from .evs import grid_video_index
-from .omnisift import drop_highest, gather_grids, keep_from_parts
-from .random_baseline import uniform_audio_keep
+from .base import register
+from .omnisift import drop_highest
+from .video_only import VideoOnlyMethod, grid_video_index, per_video_targets
 
 __all__ = ["VidCom2", "fit_counts", "vidcom2_scores", "frame_weights", "largest_remainder"]
 
@@ -170,7 +168,7 @@ def frame_weights(layout: Layout, frame_v: torch.Tensor, temperature: float) -> 
 
 @register
 @dataclass
-class VidCom2(SelectionMethod):
+class VidCom2(VideoOnlyMethod):
     """Frame-unique budgets, then per-frame keep of the tokens least similar to video and frame means."""
 
     name = "vidcom2"
@@ -192,27 +190,12 @@ class VidCom2(SelectionMethod):
         if not isinstance(self.temperature, (int, float)) or not self.temperature > 0:
             raise ValueError(f"temperature must be a positive number, got {self.temperature!r}.")
 
-    def select(
-        self,
-        layout: Layout,
-        inputs_embeds: torch.Tensor,
-        budget: Budget,
-        *,
-        selector: nn.Module | None = None,
-        seed: int = 0,
-        audio_saliency: torch.Tensor | None = None,
-    ) -> Selection:
-        if layout.num_grids == 0:
-            return Selection(keep=torch.ones_like(layout.valid), inputs_embeds=inputs_embeds)
-        flat = inputs_embeds.reshape(-1, inputs_embeds.shape[-1])
-        grids, present, index = gather_grids(layout, flat)
+    def video_keep(
+        self, layout: Layout, grids: torch.Tensor, present: torch.Tensor, budget: Budget
+    ) -> torch.Tensor:
         scores, frame_v = vidcom2_scores(layout, grids, present, self.alphas)
-        del grids
         weights = frame_weights(layout, frame_v, float(self.temperature))
-        video_of_grid, num_videos = grid_video_index(layout)
-        target = torch.zeros(num_videos, dtype=torch.long, device=layout.device).index_add(
-            0, video_of_grid, video_keep_per_grid(layout, budget.video_drop)
-        )
+        video_of_grid, num_videos, target = per_video_targets(layout, budget)
         sizes = layout.grid_size
         # Largest useful R: every grid full (weights >= 1 - 1/T > 0, so R = 1 / min weight suffices).
         high = float(1.0 / weights.min().clamp_min(1e-6)) + 1.0
@@ -226,7 +209,4 @@ class VidCom2(SelectionMethod):
             torch.ones_like(sizes),
             sizes,
         )
-        video_kept = drop_highest(scores, present, counts)
-        audio_flat, audio_kept = uniform_audio_keep(layout, budget, seed)
-        keep = keep_from_parts(layout, video_kept, index, audio_flat, audio_kept)
-        return Selection(keep=keep, inputs_embeds=inputs_embeds)
+        return drop_highest(scores, present, counts)
