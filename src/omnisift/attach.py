@@ -368,22 +368,12 @@ def load_pretrained(
     The folder's `thinker.compressor.*` keys hold the selector; they are set aside when the stock class
     loads and attached from the same folder. A folder without selector keys is an error.
     """
-    import json
-
-    import transformers
-
+    from .models.qwen2_5_omni import stock_class_for
     from .selector import find_selector_keys
 
     path = Path(path)
     find_selector_keys(path)  # fail before loading gigabytes when the folder has no selector
-    model_type = json.loads((path / "config.json").read_text()).get("model_type")
-    classes = {
-        "qwen2_5_omni": transformers.Qwen2_5OmniForConditionalGeneration,
-        "qwen2_5_omni_thinker": transformers.Qwen2_5OmniThinkerForConditionalGeneration,
-    }
-    if model_type not in classes:
-        raise ValueError(f"{path}: model_type {model_type!r} is not supported; supported: {sorted(classes)}.")
-    cls = classes[model_type]
+    cls, _ = stock_class_for(path)
     ignored = list(getattr(cls, "_keys_to_ignore_on_load_unexpected", None) or [])
     cls._keys_to_ignore_on_load_unexpected = ignored + [r"(^|\.)compressor\."]
     try:

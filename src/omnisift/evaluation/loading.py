@@ -8,7 +8,6 @@ selector together; anything else loads the stock class and attaches the configur
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from ..models.qwen2_5_omni import stock_class_for
 
 __all__ = ["LoadedModel", "NO_COMPRESSION", "load_model"]
 
@@ -69,21 +70,7 @@ def _load_processor(path: Path, processor_path: str | None) -> Any:
 
 
 def _stock_class(path: Path) -> type:
-    import transformers
-
-    config_file = path / "config.json"
-    if not config_file.is_file():
-        raise FileNotFoundError(f"{path} has no config.json; pass a Qwen2.5-Omni checkpoint folder or 'tiny'")
-    model_type = json.loads(config_file.read_text()).get("model_type")
-    classes = {
-        "qwen2_5_omni": transformers.Qwen2_5OmniForConditionalGeneration,
-        "qwen2_5_omni_thinker": transformers.Qwen2_5OmniThinkerForConditionalGeneration,
-    }
-    if model_type not in classes:
-        raise ValueError(
-            f"{path}: model_type {model_type!r} is not a Qwen2.5-Omni checkpoint ({sorted(classes)})"
-        )
-    return classes[model_type]
+    return stock_class_for(path)[0]
 
 
 def _pick_device(device: str | None) -> torch.device:

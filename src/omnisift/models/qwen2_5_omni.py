@@ -8,14 +8,16 @@ decode with `position_ids=None` uses.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from ..layout import TokenIds
 
-__all__ = ["Qwen25OmniAdapter"]
+__all__ = ["Qwen25OmniAdapter", "stock_class_for"]
 
 
 @dataclass
@@ -70,3 +72,26 @@ class Qwen25OmniAdapter:
 
     def set_rope_deltas(self, deltas: torch.Tensor) -> None:
         self.thinker.model.rope_deltas = deltas
+
+
+def stock_class_for(path: str | Path) -> tuple[type, str]:
+    """The stock transformers class that loads the checkpoint folder `path`, and its model_type.
+
+    Fails with a clear message for a folder without config.json or of another model family.
+    """
+    import transformers
+
+    path = Path(path)
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{path} has no config.json; pass a Qwen2.5-Omni checkpoint folder or 'tiny'")
+    model_type = json.loads(config_file.read_text()).get("model_type")
+    classes = {
+        "qwen2_5_omni": transformers.Qwen2_5OmniForConditionalGeneration,
+        "qwen2_5_omni_thinker": transformers.Qwen2_5OmniThinkerForConditionalGeneration,
+    }
+    if model_type not in classes:
+        raise ValueError(
+            f"{path}: model_type {model_type!r} is not a Qwen2.5-Omni checkpoint (supported: {sorted(classes)})."
+        )
+    return classes[model_type], model_type

@@ -36,6 +36,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..attach import CompressionConfig
+from ..models.qwen2_5_omni import stock_class_for
 from ..selector import (
     CHECKPOINT_PREFIX,
     VisionGuidedAudioSelector,
@@ -203,23 +204,8 @@ def load_training_model(
 
         thinker = tiny_thinker(seed=0, attn_implementation=attn_implementation).to(dtype)
         return (thinker.to(device) if device is not None else thinker), tiny_processor()
-    import transformers
-
     path = Path(model)
-    config_file = path / "config.json"
-    if not config_file.is_file():
-        raise FileNotFoundError(f"{path} has no config.json; pass a Qwen2.5-Omni checkpoint folder or 'tiny'")
-    model_type = json.loads(config_file.read_text()).get("model_type")
-    classes = {
-        "qwen2_5_omni": transformers.Qwen2_5OmniForConditionalGeneration,
-        "qwen2_5_omni_thinker": transformers.Qwen2_5OmniThinkerForConditionalGeneration,
-    }
-    if model_type not in classes:
-        raise ValueError(
-            f"{path}: model_type {model_type!r} is not a Qwen2.5-Omni checkpoint (supported: {sorted(classes)}); "
-            "OmniSIFT training needs a model with video and audio inputs"
-        )
-    cls = classes[model_type]
+    cls, model_type = stock_class_for(path)
     kwargs: dict[str, Any] = {"dtype": dtype, "attn_implementation": attn_implementation}
     if model_type == "qwen2_5_omni":
         kwargs["enable_audio_output"] = False  # text loss only: no talker
@@ -231,7 +217,9 @@ def load_training_model(
         loaded = cls.from_pretrained(path, **kwargs)
     finally:
         cls._keys_to_ignore_on_load_unexpected = ignored or None
-    processor = transformers.Qwen2_5OmniProcessor.from_pretrained(processor_path or str(path))
+    from transformers import Qwen2_5OmniProcessor
+
+    processor = Qwen2_5OmniProcessor.from_pretrained(processor_path or str(path))
     return loaded, processor
 
 
