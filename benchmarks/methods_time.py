@@ -20,10 +20,10 @@ import time
 import torch
 
 from omnisift import VisionGuidedAudioSelector, select_tokens
-from omnisift.layout import TokenIds
 from omnisift.methods import METHODS, available_methods
 from omnisift.methods.omnizip import received_attention
-from omnisift.synthetic import av_sample, build_batch
+from omnisift.models.qwen2_5_omni import TOKEN_IDS
+from omnisift.models.qwen2_5_omni.synthetic import av_sample, build_batch
 
 
 def main() -> None:
@@ -44,7 +44,7 @@ def main() -> None:
     dtype = getattr(torch, args.dtype)
     batch = build_batch([av_sample(args.seconds, args.tokens_per_grid)], hidden_size=args.hidden, dtype=dtype)
     selector = VisionGuidedAudioSelector(args.hidden).to(dtype).eval()
-    audio = batch.input_ids == TokenIds().audio
+    audio = batch.input_ids == TOKEN_IDS.audio
     saliency = torch.full(batch.input_ids.shape, float("nan"))
     saliency[audio] = torch.rand(int(audio.sum()), generator=torch.Generator().manual_seed(0))
     methods = args.methods or available_methods()

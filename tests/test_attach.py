@@ -16,8 +16,8 @@ from omnisift import (
     keep_mask,
     load_pretrained,
     save_selector,
-    tiny,
 )
+from omnisift.models.qwen2_5_omni import fixtures as tiny
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

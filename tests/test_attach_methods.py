@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from omnisift import CompressionConfig, VisionGuidedAudioSelector, attach, tiny
+from omnisift import CompressionConfig, VisionGuidedAudioSelector, attach
 from omnisift.methods import available_methods
+from omnisift.models.qwen2_5_omni import fixtures as tiny
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -46,5 +47,7 @@ def test_omnizip_uses_the_audio_encoder_attention(setup, caplog) -> None:
     with caplog.at_level("INFO"), attach(thinker, config) as handle:
         with torch.no_grad():
             thinker(**inputs, use_audio_in_video=True)
-        assert handle._audio_saliency is not None and handle._audio_saliency.scores is None  # consumed
+        recorder = handle.method._recorder
+        assert recorder is not None and recorder.scores is None  # consumed
+    assert handle.method._recorder is None  # released by remove()
     assert "proxy" not in caplog.text

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from omnisift import build_layout, compress
-from omnisift.synthetic import av_clip, build_batch, text
+from omnisift.models.qwen2_5_omni.synthetic import av_clip, build_batch, text
 
 
 @pytest.mark.parametrize("side", ["left", "right"])

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from omnisift import build_layout
-from omnisift.synthetic import Segment, av_clip, build_batch, image, text, video
-from omnisift.tiny import tiny_thinker_config
+from omnisift.models.qwen2_5_omni.fixtures import tiny_thinker_config
+from omnisift.models.qwen2_5_omni.synthetic import Segment, av_clip, build_batch, image, text, video
 
 
 @pytest.fixture(scope="module")

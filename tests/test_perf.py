@@ -18,7 +18,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from omnisift import VisionGuidedAudioSelector, keep_mask
 from omnisift.bench import literal_keep_mask
-from omnisift.synthetic import av_sample, build_batch
+from omnisift.models.qwen2_5_omni.synthetic import av_sample, build_batch
 
 HIDDEN, PER_GRID = 32, 4
 MAX_SYNCS = 24

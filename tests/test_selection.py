@@ -9,7 +9,7 @@ import torch
 
 import omnisift
 from omnisift import VisionGuidedAudioSelector, keep_mask, select_tokens
-from omnisift.synthetic import audio, av_clip, build_batch, image, text, video
+from omnisift.models.qwen2_5_omni.synthetic import audio, av_clip, build_batch, image, text, video
 from reference import reference_keep
 
 HIDDEN = 32

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from omnisift import tiny
+from omnisift.models.qwen2_5_omni import fixtures as tiny
 
 PROMPT = "What happens in the video?"
 

@@ -5,7 +5,9 @@ from .attach import CallStats, CompressionConfig, CompressionHandle, attach, loa
 from .budget import Budget, resolve_budget
 from .compress import Compressed, SampleStats, compress
 from .layout import Layout, TokenIds, build_layout
-from .methods import available_methods, get_method
+from .loading import LoadedModel, load_model
+from .methods import SelectionMethod, available_methods, get_method
+from .models import ModelAdapter, find_adapter
 from .selector import VisionGuidedAudioSelector, load_selector, save_selector
 
 __version__ = "0.1.0"
@@ -23,7 +25,12 @@ __all__ = [
     "SelectionResult",
     "TokenIds",
     "VisionGuidedAudioSelector",
+    "LoadedModel",
+    "ModelAdapter",
+    "SelectionMethod",
     "available_methods",
+    "find_adapter",
+    "load_model",
     "build_layout",
     "compress",
     "compress_inputs",

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from .budget import Budget, resolve_budget, validate_drops
+from .budget import Budget, resolve_budget
 from .compress import Compressed, SampleStats, compress, sample_stats
 from .layout import Layout, TokenIds, build_layout
-from .methods import SelectionMethod, get_method
+from .methods import SelectionMethod, build_method, setting_fields
 
-__all__ = ["SelectionResult", "select_tokens", "keep_mask", "compress_inputs"]
+__all__ = ["SelectionResult", "select_tokens", "keep_mask", "compress_inputs", "resolve_method"]
 
 
 @dataclass
@@ -28,12 +29,46 @@ class SelectionResult:
         return sample_stats(self.layout, self.keep)
 
 
+def resolve_method(
+    method: str | SelectionMethod,
+    *,
+    selector: nn.Module | str | Path | None = None,
+    seed: int | None = None,
+    **params: object,
+) -> SelectionMethod:
+    """A method instance from a name and settings (or an instance as it is).
+
+    `selector` and `seed` are shortcuts shared by all methods, so one call or config can sweep methods:
+    they set the method's field of that name when it has one and are ignored by the others (a training-free
+    method ignores a selector, a deterministic one a seed). Any other setting must be a field of the method.
+    """
+    if isinstance(method, SelectionMethod):
+        if selector is not None or seed is not None or params:
+            raise ValueError(
+                "settings (selector, seed, ...) go into the method instance itself when `method` is an instance."
+            )
+        return method
+    fields = {f.name for f in setting_fields(_method_class(method))}
+    if selector is not None and "selector" in fields:
+        params["selector"] = selector
+    if seed is not None and "seed" in fields:
+        params["seed"] = seed
+    return build_method(method, **params)
+
+
+def _method_class(name: str) -> type[SelectionMethod]:
+    from .methods import METHODS, available_methods
+
+    if not isinstance(name, str) or name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; available: {', '.join(available_methods())}.")
+    return METHODS[name]
+
+
 def _validate(
     inputs_embeds: torch.Tensor,
     input_ids: torch.Tensor,
     position_ids: torch.Tensor,
     attention_mask: torch.Tensor | None,
-    selector: nn.Module | None,
 ) -> None:
     if inputs_embeds.ndim != 3:
         raise ValueError(
@@ -57,12 +92,6 @@ def _validate(
         raise ValueError(
             f"attention_mask {tuple(attention_mask.shape)} does not match input_ids {tuple(input_ids.shape)}."
         )
-    hidden = getattr(selector, "hidden_size", None)
-    if hidden is not None and hidden != inputs_embeds.shape[-1]:
-        raise ValueError(
-            f"the selector expects hidden size {hidden} but the embeddings have {inputs_embeds.shape[-1]}: "
-            "use a selector built or trained for this model."
-        )
 
 
 def select_tokens(
@@ -71,29 +100,22 @@ def select_tokens(
     position_ids: torch.Tensor,
     *,
     method: str | SelectionMethod = "omnisift",
-    selector: nn.Module | None = None,
     video_drop: float = 0.7,
     audio_drop: float = 0.3,
     retain: float | None = None,
     attention_mask: torch.Tensor | None = None,
     token_ids: TokenIds | None = None,
-    seed: int = 0,
-    audio_saliency: torch.Tensor | None = None,
+    selector: nn.Module | str | Path | None = None,
+    seed: int | None = None,
+    **method_params: object,
 ) -> SelectionResult:
     """Run a selection method on a batch of merged LLM inputs (see `keep_mask` for the arguments)."""
-    validate_drops(video_drop, audio_drop, retain)
-    _validate(inputs_embeds, input_ids, position_ids, attention_mask, selector)
-    impl = get_method(method) if isinstance(method, str) else method
-    if impl.needs_selector and selector is None and (audio_drop > 0 or retain is not None):
-        raise ValueError(
-            f"method {impl.name!r} drops audio with a trained selector: pass selector=... (load_selector(path) "
-            "or the OmniSIFT checkpoint folder), or set audio_drop=0 to prune video only."
-        )
+    impl = resolve_method(method, selector=selector, seed=seed, **method_params)
+    _validate(inputs_embeds, input_ids, position_ids, attention_mask)
+    impl.check_budget(video_drop, audio_drop, retain)
     layout = build_layout(input_ids, position_ids[0], attention_mask, token_ids)
     budget = resolve_budget(layout, video_drop, audio_drop, retain)
-    selection = impl.select(
-        layout, inputs_embeds, budget, selector=selector, seed=seed, audio_saliency=audio_saliency
-    )
+    selection = impl.select(layout, inputs_embeds, budget)
     return SelectionResult(selection.keep, selection.inputs_embeds, layout, budget)
 
 
@@ -102,30 +124,32 @@ def keep_mask(
     input_ids: torch.Tensor,
     position_ids: torch.Tensor,
     *,
-    selector: nn.Module | None = None,
+    selector: nn.Module | str | Path | None = None,
     video_drop: float = 0.7,
     audio_drop: float = 0.3,
     attention_mask: torch.Tensor | None = None,
     retain: float | None = None,
     method: str | SelectionMethod = "omnisift",
     token_ids: TokenIds | None = None,
-    seed: int = 0,
-    audio_saliency: torch.Tensor | None = None,
+    seed: int | None = None,
+    **method_params: object,
 ) -> torch.Tensor:
     """Which tokens to keep: [B, N] bool, True = keep (text, special tokens, images and padding always).
 
     Args:
         inputs_embeds: [B, N, D] merged LLM input embeddings (after the encoders' features are scattered in).
         input_ids: [B, N] token ids.
-        position_ids: [3, B, N] M-RoPE ids from `get_rope_index`.
-        selector: the trained audio selector (required when audio is dropped).
+        position_ids: [3, B, N] M-RoPE ids from `get_rope_index` (t row integer or float).
+        selector: the trained audio selector of selector-based methods (required when they drop audio).
         video_drop, audio_drop: fractions dropped, in [0, 1).
         attention_mask: [B, N], 0 on padding (left or right).
         retain: target fraction of each sample's audio+video tokens kept; overrides `video_drop` (and raises
             `audio_drop` only when video alone cannot reach it).
-        method: a registered method name or instance.
-        audio_saliency: [B, N] per-audio-token saliency for methods that use the audio encoder's attention
-            (OmniZip); `attach` captures it from the encoder.
+        method: a registered method name or instance (`omnisift methods` lists them).
+        token_ids: the model family's special token ids (`find_adapter(model).token_ids`); Qwen2.5-Omni's
+            by default.
+        seed: seed of methods that draw at random (ignored by the others).
+        method_params: the method's own settings by name (e.g. `knn=3` for omnizip).
     """
     return select_tokens(
         inputs_embeds,
@@ -139,7 +163,7 @@ def keep_mask(
         attention_mask=attention_mask,
         token_ids=token_ids,
         seed=seed,
-        audio_saliency=audio_saliency,
+        **method_params,
     ).keep
 
 

@@ -14,6 +14,7 @@ would be against uncompressed labels), the talker's speech output, and calls wit
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import weakref
@@ -25,18 +26,20 @@ from typing import Any
 import torch
 from torch import nn
 
-from .api import select_tokens
+from .api import resolve_method, select_tokens
 from .budget import validate_drops
 from .compress import SampleStats, compress
-from .methods import METHODS, available_methods, get_method
-from .models import find_adapter
-from .selector import VisionGuidedAudioSelector, load_selector
+from .methods import SelectionMethod, method_settings
+from .models import ModelAdapter, find_adapter
 
 __all__ = ["CompressionConfig", "CompressionHandle", "CallStats", "attach", "load_pretrained"]
 
 logger = logging.getLogger(__name__)
 
-_ACTIVE: weakref.WeakKeyDictionary[nn.Module, CompressionHandle] = weakref.WeakKeyDictionary()
+_ACTIVE: weakref.WeakKeyDictionary[nn.Module, weakref.ReferenceType[CompressionHandle]] = (
+    weakref.WeakKeyDictionary()
+)
+"""Thinker -> its live handle. Values are weak: the registry never keeps a model alive."""
 
 
 @dataclass
@@ -44,34 +47,57 @@ class CompressionConfig:
     """What to compress and how much.
 
     Args:
-        method: a registered method name (`omnisift methods` lists them).
+        method: a registered method name (`omnisift methods` lists them) or a method instance, e.g.
+            `OmniZip(knn=3)`. After creation this is always the instance.
         video_drop, audio_drop: fractions of video / audio tokens dropped, in [0, 1).
         retain: target fraction of each sample's audio+video tokens kept, in (0, 1]; overrides video_drop
             (see `omnisift.budget`).
-        selector: the trained audio selector: a module, a selector `.safetensors` file, or a checkpoint
-            folder holding `thinker.compressor.*` keys (the released OmniSIFT-7B).
-        seed: seed of the random choices some methods make.
+        selector: shortcut for the `selector` setting of selector-based methods (omnisift and its
+            ablations): a module, a selector `.safetensors` file, or a checkpoint folder holding
+            `thinker.compressor.*` keys (the released OmniSIFT-7B).
+        seed: shortcut for the `seed` setting of methods that draw at random (ignored by the others).
+        method_params: any other setting of the method by name, e.g. `{"knn": 3}` for omnizip.
+
+    The shortcuts are consumed into `method`; read settings from there (`config.method.selector`).
     """
 
-    method: str = "omnisift"
+    method: str | SelectionMethod = "omnisift"
     video_drop: float = 0.7
     audio_drop: float = 0.3
     retain: float | None = None
     selector: nn.Module | str | Path | None = None
-    seed: int = 0
+    seed: int | None = None
+    method_params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; available: {', '.join(available_methods())}.")
         validate_drops(self.video_drop, self.audio_drop, self.retain)
-        if self.selector is not None and not isinstance(self.selector, (nn.Module, str, Path)):
-            raise ValueError(
-                f"selector must be an nn.Module, a .safetensors file or a checkpoint folder, got {type(self.selector)}."
-            )
-        if isinstance(self.selector, (str, Path)) and not Path(self.selector).exists():
-            raise ValueError(f"selector path {self.selector} does not exist.")
-        if not isinstance(self.seed, int):
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
             raise ValueError(f"seed must be an int, got {self.seed!r}.")
+        self.method = resolve_method(
+            self.method, selector=self.selector, seed=self.seed, **dict(self.method_params)
+        )
+        self.selector, self.seed, self.method_params = None, None, {}
+
+    def check(self) -> None:
+        """Raise when the method cannot run at this budget (e.g. omnisift dropping audio without selector)."""
+        self.method.check_budget(self.video_drop, self.audio_drop, self.retain)
+
+    @property
+    def method_name(self) -> str:
+        return self.method.name
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able description: the method with all its settings and the budget (for run identity)."""
+        return {
+            "method": method_settings(self.method),
+            "video_drop": self.video_drop,
+            "audio_drop": self.audio_drop,
+            "retain": self.retain,
+        }
+
+    def with_method(self, **settings: Any) -> CompressionConfig:
+        """A copy whose method has these settings changed (e.g. `selector=path`)."""
+        return dataclasses.replace(self, method=dataclasses.replace(self.method, **settings))
 
 
 @dataclass(frozen=True)
@@ -98,17 +124,21 @@ class CompressionHandle:
 
     model: nn.Module
     config: CompressionConfig
-    adapter: Any
-    selector: nn.Module | None
+    adapter: ModelAdapter
+    method: SelectionMethod
+    """This attachment's own method instance (prepared on the model; released by `remove()`)."""
     history: deque[CallStats] = field(default_factory=lambda: deque(maxlen=1000))
     _hooks: list[Any] = field(default_factory=list)
     _input_ids: torch.Tensor | None = None
     _decode: weakref.WeakKeyDictionary = field(default_factory=weakref.WeakKeyDictionary)
-    _audio_saliency: Any = None
-    _method: Any = None
     last_source_index: torch.Tensor | None = None
     """[B, K] position in the uncompressed sequence of each slot of the last compressed prefill (-1 on
     padding); None when the last prefill dropped nothing. Use it to compress labels for training."""
+
+    @property
+    def selector(self) -> nn.Module | None:
+        """The trained selector this attachment uses (selector-based methods), else None."""
+        return getattr(self.method, "selector_module", None)
 
     @property
     def last_stats(self) -> list[SampleStats]:
@@ -119,19 +149,13 @@ class CompressionHandle:
     def last_select_seconds(self) -> float:
         return self.history[-1].select_seconds if self.history else 0.0
 
-    @property
-    def attached(self) -> bool:
-        return bool(self._hooks)
-
     def remove(self) -> None:
         """Take every hook off; the model is the stock model again."""
         for hook in self._hooks:
             hook.remove()
         self._hooks.clear()
-        if self._audio_saliency is not None:
-            self._audio_saliency.remove()
-            self._audio_saliency = None
-        _ACTIVE.pop(self.model, None)
+        self.method.release()
+        _ACTIVE.pop(self.adapter.thinker, None)
         self._input_ids = None
 
     def __enter__(self) -> CompressionHandle:
@@ -239,31 +263,22 @@ class CompressionHandle:
             )
         mask = kwargs.get("attention_mask")
         start = time.perf_counter()
-        saliency = None
-        if self._audio_saliency is not None:
-            saliency = self._audio_saliency.to_sequence(ids, self.adapter.token_ids.audio).to(embeds.device)
-            self._audio_saliency.scores = None
         result = select_tokens(
             embeds,
             ids,
             positions[-3:],
-            method=self._method,
-            selector=self.selector,
+            method=self.method,
             video_drop=self.config.video_drop,
             audio_drop=self.config.audio_drop,
             retain=self.config.retain,
             attention_mask=mask,
             token_ids=self.adapter.token_ids,
-            seed=self.config.seed,
-            audio_saliency=saliency,
         )
         stats = result.stats()
         self.last_source_index = None
         dropped = any(s.length_after < s.length_before for s in stats)
         if dropped or result.inputs_embeds is not embeds:
-            out = compress(
-                result.keep, result.inputs_embeds, positions, mask, padding_side=_padding_side(mask)
-            )
+            out = compress(result.keep, result.inputs_embeds, positions, mask)
             self.last_source_index = out.source_index
             kwargs["inputs_embeds"] = out.inputs_embeds
             kwargs["position_ids"] = out.position_ids
@@ -284,7 +299,7 @@ class CompressionHandle:
         self.history.append(call)
         logger.debug(
             "omnisift: %s, %d samples, %.1f ms, retained %s",
-            self.config.method,
+            self.method.name,
             len(stats),
             elapsed * 1e3,
             [round(s.retained, 3) for s in stats],
@@ -292,47 +307,24 @@ class CompressionHandle:
         return (), kwargs
 
 
-def _padding_side(mask: torch.Tensor | None) -> str:
-    """Generation batches are left padded; a right-padded mask (training) stays right padded."""
-    if mask is None:
-        return "left"
-    return "right" if bool((mask[:, -1] == 0).any()) and not bool((mask[:, 0] == 0).any()) else "left"
-
-
-def _resolve_selector(config: CompressionConfig, adapter: Any) -> nn.Module | None:
-    method = get_method(config.method)
-    selector = config.selector
-    if selector is None:
-        if method.needs_selector and (config.audio_drop > 0 or config.retain is not None):
-            raise ValueError(
-                f"method {config.method!r} needs a trained audio selector: CompressionConfig(selector=...) with the "
-                "OmniSIFT checkpoint folder or a selector .safetensors file, or audio_drop=0 for video-only pruning."
-            )
-        return None
-    if isinstance(selector, (str, Path)):
-        selector = load_selector(selector, hidden_size=adapter.hidden_size)
-    elif isinstance(selector, VisionGuidedAudioSelector) and selector.hidden_size != adapter.hidden_size:
-        raise ValueError(
-            f"the selector has hidden size {selector.hidden_size} but the model has {adapter.hidden_size}."
-        )
-    return selector.to(device=adapter.device, dtype=adapter.dtype)
-
-
 def attach(model: nn.Module, config: CompressionConfig | None = None) -> CompressionHandle:
     """Compress the audio/video tokens of every prefill of `model` until `handle.remove()`.
 
-    `model` is a `Qwen2_5OmniForConditionalGeneration` or its `.thinker`. Returns the handle (also a
-    context manager). Generate text with `model.thinker.generate(...)` (or `model.generate(...,
-    generation_mode="text")` where the stock model allows it).
+    `model` is a supported model (`omnisift.models.ADAPTERS`: e.g. `Qwen2_5OmniForConditionalGeneration`)
+    or its `.thinker`. Returns the handle (also a context manager). Generate text with
+    `model.thinker.generate(...)`.
     """
     config = config or CompressionConfig()
+    config.check()
     adapter = find_adapter(model)
-    if adapter.thinker in _ACTIVE or model in _ACTIVE:
+    active = _ACTIVE.get(adapter.thinker)
+    if active is not None and active() is not None:
         raise RuntimeError(
             "omnisift is already attached to this model: call handle.remove() before attaching again."
         )
-    selector = _resolve_selector(config, adapter)
-    handle = CompressionHandle(model=model, config=config, adapter=adapter, selector=selector)
+    method = dataclasses.replace(config.method)  # a fresh instance: its hooks belong to this attachment
+    method.prepare(adapter)
+    handle = CompressionHandle(model=model, config=config, adapter=adapter, method=method)
     handle._hooks.append(adapter.thinker.register_forward_pre_hook(handle._on_thinker, with_kwargs=True))
     handle._hooks.append(
         adapter.thinker_model.register_forward_pre_hook(handle._on_thinker_model, with_kwargs=True)
@@ -342,21 +334,8 @@ def attach(model: nn.Module, config: CompressionConfig | None = None) -> Compres
     )
     if adapter.talker is not None:
         handle._hooks.append(adapter.talker.register_forward_pre_hook(handle._on_talker, with_kwargs=True))
-    handle._method = method = get_method(config.method)
-    if method.needs_audio_attention:
-        from .methods.omnizip import audio_saliency_hook
-
-        handle._audio_saliency = audio_saliency_hook(adapter.thinker)
-    _ACTIVE[adapter.thinker] = handle
-    logger.debug(
-        "omnisift attached to %s: method=%s video_drop=%s audio_drop=%s retain=%s selector=%s",
-        type(model).__name__,
-        config.method,
-        config.video_drop,
-        config.audio_drop,
-        config.retain,
-        "none" if selector is None else f"hidden {getattr(selector, 'hidden_size', '?')}",
-    )
+    _ACTIVE[adapter.thinker] = weakref.ref(handle)
+    logger.debug("omnisift attached to %s: %s", type(model).__name__, config.to_dict())
     return handle
 
 
@@ -366,21 +345,21 @@ def load_pretrained(
     """Load a released OmniSIFT checkpoint: the stock model (fine-tuned weights) plus its selector.
 
     The folder's `thinker.compressor.*` keys hold the selector; they are set aside when the stock class
-    loads and attached from the same folder. A folder without selector keys is an error.
+    loads and given to the method (omnisift or an ablation) from the same folder. A folder without
+    selector keys is an error.
     """
-    from .models.qwen2_5_omni import stock_class_for
+    from .loading import load_stock_model
     from .selector import find_selector_keys
 
     path = Path(path)
     find_selector_keys(path)  # fail before loading gigabytes when the folder has no selector
-    cls, _ = stock_class_for(path)
-    ignored = list(getattr(cls, "_keys_to_ignore_on_load_unexpected", None) or [])
-    cls._keys_to_ignore_on_load_unexpected = ignored + [r"(^|\.)compressor\."]
-    try:
-        model = cls.from_pretrained(path, **from_pretrained_kwargs)
-    finally:
-        cls._keys_to_ignore_on_load_unexpected = ignored or None
-    config = config or CompressionConfig()
-    if config.selector is None:
-        config = CompressionConfig(**{**config.__dict__, "selector": path})
+    model = load_stock_model(path, **from_pretrained_kwargs)
+    config = config or CompressionConfig(selector=path)
+    if not hasattr(config.method, "selector"):
+        raise ValueError(
+            f"load_pretrained loads a selector, but method {config.method_name!r} takes none: load the model "
+            "with omnisift.loading.load_stock_model and attach that method instead."
+        )
+    if config.method.selector is None:
+        config = config.with_method(selector=path)
     return model, attach(model, config)

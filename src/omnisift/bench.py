@@ -47,6 +47,12 @@ import torch
 import torch.nn.functional as F
 
 from .layout import TokenIds
+from .models.qwen2_5_omni import TOKEN_IDS as _QWEN25_IDS
+
+
+def _default_ids() -> TokenIds:
+    return _QWEN25_IDS
+
 
 __all__ = [
     "register",
@@ -169,7 +175,7 @@ def literal_keep_mask(
     """
     if inputs_embeds.shape[0] != 1:
         raise ValueError("literal_keep_mask handles batch 1 only (like the published code).")
-    ids = token_ids or TokenIds()
+    ids = token_ids or _default_ids()
     x, tok, t = inputs_embeds[0], input_ids[0], position_ids[0, 0]
     keep = torch.ones_like(tok, dtype=torch.bool)
     is_video, is_audio = tok == ids.video, tok == ids.audio
@@ -247,7 +253,7 @@ def selection_suite(
     grid_sizes = list(tokens_per_grid or [252, 880])
     dtypes = ["float32", "bfloat16"]
     repeats = repeats or (2 if quick else 3)
-    ids = TokenIds()
+    ids = _default_ids()
     start = time.perf_counter()
     rows: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
@@ -458,7 +464,7 @@ def methods_suite(
             }
         with torch.inference_mode():
             keep = select_tokens(**batch.as_kwargs(), selector=selector).keep
-            kept_video = batch.inputs_embeds[keep & (batch.input_ids == TokenIds().video)].contiguous()
+            kept_video = batch.inputs_embeds[keep & (batch.input_ids == _default_ids().video)].contiguous()
             fns["floor (v_proj)"] = lambda s=selector, v=kept_video: s.v_proj(v)
             timing = time_side_by_side(fns, repeats, device=torch.device(device))
         floor = timing["floor (v_proj)"]["median_s"]

@@ -57,9 +57,7 @@ def _floor_drop(sizes: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
 
 def grid_prunable(layout: Layout) -> torch.Tensor:
     """[G] True where the grid is pruned: a first grid, or a second grid as large as its first grid."""
-    partner = (torch.arange(layout.num_grids, device=layout.device) - 1).clamp(min=0)
-    same_size = layout.grid_size == layout.grid_size[partner]
-    return layout.grid_is_first | same_size
+    return layout.grid_is_first | layout.same_size_as_previous()
 
 
 def video_keep_per_grid(layout: Layout, video_drop: torch.Tensor) -> torch.Tensor:

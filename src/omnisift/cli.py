@@ -35,12 +35,12 @@ def _methods(args: argparse.Namespace) -> int:
     rows = describe_methods()
     width = max(len(row["name"]) for row in rows)
     for row in rows:
-        uses = "trained selector" if row["needs_selector"] else "training-free"
-        if row["needs_audio_attention"]:
-            uses += ", audio-encoder attention"
-        print(f"{row['name']:<{width}}  {row['modalities']:<12} {uses}")
+        print(f"{row['name']:<{width}}  {row['modalities']:<12} {row['uses']}")
         print(f"{'':<{width}}  {row['summary']}")
         print(f"{'':<{width}}  paper: {row['paper']}")
+        if row["parameters"]:
+            params = ", ".join(f"{k}={v!r}" for k, v in row["parameters"].items())
+            print(f"{'':<{width}}  parameters (--method-param NAME=VALUE): {params}")
     return 0
 
 
@@ -58,7 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
         "uses a tiny random-weight Qwen2.5-Omni and a generated clip: the numbers show the mechanics, the "
         "outputs are meaningless.",
     )
-    demo.add_argument("--model", help="Qwen2.5-Omni checkpoint folder (default: tiny random model)")
+    demo.add_argument(
+        "--model",
+        default="tiny",
+        help="checkpoint folder, or a random-weight fixture name (default: tiny, a tiny Qwen2.5-Omni)",
+    )
     demo.add_argument(
         "--video", help="video file (default: a generated clip with a moving square and a tone)"
     )

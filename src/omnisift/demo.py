@@ -1,6 +1,6 @@
 """The demo: one clip through the model with and without compression, side by side.
 
-By default everything is made here: a tiny random-weight Qwen2.5-Omni, a random selector and a
+By default everything is made here: a tiny random-weight model (`--model tiny`), a random selector and a
 generated clip (a moving square and a tone). Outputs of random weights are gibberish by design: the
 demo shows the mechanics (tokens kept, time, memory), not answer quality. With `--model` and
 `--video` the same runs on a real checkpoint and video.
@@ -16,7 +16,9 @@ from pathlib import Path
 import torch
 
 from .attach import CompressionConfig, attach
+from .loading import load_model
 from .measure import measure
+from .models import find_adapter
 from .selector import VisionGuidedAudioSelector, find_selector_keys
 
 __all__ = ["DemoRun", "run_demo", "format_demo"]
@@ -33,33 +35,24 @@ class DemoRun:
     random_weights: bool
 
 
-def _load(model_path: str | None, selector_path: str | None, device: str, dtype: torch.dtype):
-    from . import tiny
-
-    if model_path is None:
-        thinker = tiny.tiny_thinker(seed=0)
+def _load(model: str, selector_path: str | None, device: str, dtype: torch.dtype):
+    """The thinker, processor, selector (module, path or None) and whether the weights are random."""
+    loaded = load_model(model, dtype=dtype, device=device)
+    thinker = loaded.thinker.eval()
+    if loaded.random_weights:
         torch.manual_seed(0)
         selector = VisionGuidedAudioSelector(thinker.config.text_config.hidden_size).eval()
-        return thinker, tiny.tiny_processor(), selector, True
-    from transformers import Qwen2_5OmniProcessor, Qwen2_5OmniThinkerForConditionalGeneration
-
-    thinker = (
-        Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(model_path, dtype=dtype).to(device).eval()
-    )
-    processor = Qwen2_5OmniProcessor.from_pretrained(model_path)
-    source = selector_path or model_path
-    try:
-        find_selector_keys(source)
-    except ValueError:
-        if selector_path is not None:
-            raise
-        logger.warning("%s holds no selector: audio is kept whole (video-only pruning)", model_path)
-        return thinker, processor, None, False
-    return thinker, processor, source, False
+        return thinker, loaded.processor, selector, True
+    source = selector_path or loaded.selector_source
+    if source is None:
+        logger.warning("%s holds no selector: audio is kept whole (video-only pruning)", model)
+        return thinker, loaded.processor, None, False
+    find_selector_keys(source)
+    return thinker, loaded.processor, source, False
 
 
 def run_demo(
-    model_path: str | None = None,
+    model_path: str = "tiny",
     video_path: str | None = None,
     *,
     selector_path: str | None = None,
@@ -71,12 +64,13 @@ def run_demo(
     dtype: torch.dtype = torch.float32,
 ) -> DemoRun:
     """Run the clip at full tokens and at each `retain`, measuring prefill time, peak memory and output."""
-    from . import tiny
+    from .models.qwen2_5_omni import fixtures as tiny
 
     thinker, processor, selector, random_weights = _load(model_path, selector_path, device, dtype)
     workdir = Path(tempfile.mkdtemp(prefix="omnisift-demo-"))
     clip = Path(video_path) if video_path else tiny.make_clip(workdir / "clip.mp4", seconds, fps=2.0)
     inputs = tiny.processor_inputs(processor, [clip], prompt).to(device)
+    token_ids = find_adapter(thinker).token_ids
     outputs: dict[str, str] = {}
     rows: list[dict[str, object]] = []
     settings: list[float] = [1.0, *(retain or [0.35, 0.25])]
@@ -110,8 +104,8 @@ def run_demo(
         finally:
             if handle is not None:
                 handle.remove()
-        video_tokens = int((inputs["input_ids"] == tiny.VIDEO_ID).sum())
-        audio_tokens = int((inputs["input_ids"] == tiny.AUDIO_ID).sum())
+        video_tokens = int((inputs["input_ids"] == token_ids.video).sum())
+        audio_tokens = int((inputs["input_ids"] == token_ids.audio).sum())
         rows.append(
             {
                 "setting": label,
@@ -127,7 +121,8 @@ def run_demo(
                 "peak_mib": timing.peak_bytes / 2**20,
             }
         )
-    label = "tiny random-weight Qwen2.5-Omni + random selector" if random_weights else str(model_path)
+    family = find_adapter(thinker).family
+    label = f"{model_path}: random-weight {family} + random selector" if random_weights else str(model_path)
     return DemoRun(label=label, video=str(clip), rows=rows, outputs=outputs, random_weights=random_weights)
 
 

@@ -19,29 +19,15 @@ __all__ = ["TokenIds", "Layout", "build_layout"]
 
 @dataclass(frozen=True)
 class TokenIds:
-    """Special token ids of the Qwen2.5-Omni vocabulary (real checkpoint values by default)."""
+    """Special token ids of a model family's vocabulary (each family's adapter provides its real values)."""
 
-    audio: int = 151646
-    audio_bos: int = 151647
-    audio_eos: int = 151648
-    vision_bos: int = 151652
-    vision_eos: int = 151653
-    image: int = 151655
-    video: int = 151656
-
-    @classmethod
-    def from_config(cls, config: object) -> TokenIds:
-        """Read the ids a thinker config declares, falling back to the real checkpoint values."""
-        default = cls()
-        return cls(
-            audio=getattr(config, "audio_token_id", default.audio),
-            audio_bos=getattr(config, "audio_start_token_id", default.audio_bos),
-            audio_eos=getattr(config, "audio_end_token_id", default.audio_eos),
-            vision_bos=getattr(config, "vision_start_token_id", default.vision_bos),
-            vision_eos=getattr(config, "vision_end_token_id", default.vision_eos),
-            image=getattr(config, "image_token_id", default.image),
-            video=getattr(config, "video_token_id", default.video),
-        )
+    audio: int
+    audio_bos: int
+    audio_eos: int
+    vision_bos: int
+    vision_eos: int
+    image: int
+    video: int
 
 
 @dataclass
@@ -72,7 +58,7 @@ class Layout:
     grid_batch: torch.Tensor
     """[G] sample of each grid."""
     grid_t: torch.Tensor
-    """[G] temporal position id of each grid."""
+    """[G] temporal position id of each grid (integer or float, as the model computes them)."""
     grid_size: torch.Tensor
     """[G] number of tokens of each grid."""
     grid_group: torch.Tensor
@@ -117,6 +103,13 @@ class Layout:
         present[self.video_grid, self.video_rank] = True
         return index, present
 
+    def same_size_as_previous(self) -> torch.Tensor:
+        """[G] True where a grid has as many tokens as the grid before it (the first grid: itself).
+
+        Rules comparing a patch with the same patch of the previous grid apply only there."""
+        previous = (torch.arange(self.num_grids, device=self.device) - 1).clamp(min=0)
+        return self.grid_size == self.grid_size[previous]
+
     def video_counts(self) -> torch.Tensor:
         """[B] number of valid video tokens per sample."""
         return self.is_video.sum(1)
@@ -142,6 +135,12 @@ def _check_inputs(
         )
 
 
+def _default_token_ids() -> TokenIds:
+    from .models import DEFAULT_ADAPTER  # models import this module: resolve the default lazily
+
+    return DEFAULT_ADAPTER.token_ids_from_config(None)
+
+
 def _run_start(flags: torch.Tensor) -> torch.Tensor:
     """For each element, the index of the most recent True in `flags` (flags[0] must be True)."""
     idx = torch.arange(flags.numel(), device=flags.device)
@@ -160,10 +159,10 @@ def build_layout(
         input_ids: [B, N] token ids of the merged sequence.
         temporal_positions: [B, N] the t row (row 0) of the 3-row M-RoPE position ids.
         attention_mask: [B, N], 0 on padding (left or right). None means no padding.
-        token_ids: special token ids; the real Qwen2.5-Omni ids by default.
+        token_ids: special token ids; those of the default model family (`models.DEFAULT_ADAPTER`) if None.
     """
     _check_inputs(input_ids, temporal_positions, attention_mask)
-    ids = token_ids or TokenIds()
+    ids = token_ids or _default_token_ids()
     device = input_ids.device
     batch, seq_len = input_ids.shape
     valid = (
@@ -175,7 +174,7 @@ def build_layout(
     # A run of consecutive video/audio tokens is one video (or one separate audio input).
     run = torch.cumsum(~media, dim=1)
     run_key = torch.arange(batch, device=device).unsqueeze(1) * (seq_len + 1) + run
-    temporal = temporal_positions.long()
+    temporal = temporal_positions if temporal_positions.is_floating_point() else temporal_positions.long()
 
     video_flat = torch.nonzero(is_video.reshape(-1)).squeeze(1)
     v_run = run_key.reshape(-1)[video_flat]
@@ -245,13 +244,16 @@ def _assign_audio(
     """Group of each audio token: the last group of the same video whose window starts at or before it.
 
     Windows are half-open `[t_start, next group's t_start)`; the last group of a video keeps all later
-    audio of that video. Audio of a run without video, or before the first grid, gets -1.
+    audio of that video. Audio of a run without video, or before the first grid, gets -1. t may be
+    float (Qwen3-Omni): it is replaced by its rank among all t values, which keeps the order exactly.
     """
     if group_run.numel() == 0 or audio_run.numel() == 0:
         return torch.full_like(audio_run, -1)
-    shift = 33  # t ids stay far below 2**33; runs below 2**30, so keys fit in int64
-    group_key = (group_run << shift) + group_t_start
-    audio_key = (audio_run << shift) + audio_t
+    t_rank = torch.unique(torch.cat([group_t_start, audio_t]), return_inverse=True)[1]
+    group_rank, audio_rank = t_rank[: group_t_start.numel()], t_rank[group_t_start.numel() :]
+    shift = 33  # ranks stay below 2**33; runs below 2**30, so keys fit in int64
+    group_key = (group_run << shift) + group_rank
+    audio_key = (audio_run << shift) + audio_rank
     candidate = torch.searchsorted(group_key, audio_key, right=True) - 1
     safe = candidate.clamp(min=0)
     same_video = (candidate >= 0) & (group_run[safe] == audio_run)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from eval_fixtures import ScriptedThinker, write_questions, write_silent_clip
 
-from omnisift.tiny import make_clip
+from omnisift.models.qwen2_5_omni.fixtures import make_clip
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +35,7 @@ def question_files(tmp_path_factory, media_root) -> dict[str, Path]:
 def scripted():
     """A LoadedModel with the scripted thinker and the tiny processor."""
     from omnisift.evaluation.loading import LoadedModel
-    from omnisift.tiny import TINY_MAX_PIXELS, TINY_MIN_PIXELS, tiny_processor
+    from omnisift.models.qwen2_5_omni.fixtures import TINY_MAX_PIXELS, TINY_MIN_PIXELS, tiny_processor
 
     processor = tiny_processor()
     return LoadedModel(

@@ -8,8 +8,8 @@ from omnisift.evaluation.inputs import Protocol
 from omnisift.evaluation.loading import load_model
 from omnisift.evaluation.results import read_rows
 from omnisift.evaluation.runner import EvalConfig, run_eval
+from omnisift.models.qwen2_5_omni.fixtures import tiny_omni_model, tiny_processor
 from omnisift.selector import VisionGuidedAudioSelector
-from omnisift.tiny import tiny_omni_model, tiny_processor
 
 
 @pytest.fixture(scope="module")

@@ -68,7 +68,7 @@ def test_unreadable_video_raises_media_error(media_root, name):
 @pytest.mark.slow
 def test_long_clip_decodes_at_real_fps(tmp_path):
     """A real 300 s file (tiny resolution): 256 frames spread over the whole clip, not the first 128 s."""
-    from omnisift.tiny import make_clip
+    from omnisift.models.qwen2_5_omni.fixtures import make_clip
 
     path = make_clip(tmp_path / "long.mp4", 300.0, fps=1.0, size=(32, 32))
     video = load_video(path, TINY_PIXELS)

@@ -11,7 +11,14 @@ import torch
 
 from omnisift.evaluation.inputs import Protocol, encode_sample
 from omnisift.evaluation.media import SampledVideo, SamplingConfig, plan_frames
-from omnisift.tiny import AUDIO_ID, TINY_MAX_PIXELS, TINY_MIN_PIXELS, VIDEO_ID, tiny_processor, tiny_thinker
+from omnisift.models.qwen2_5_omni.fixtures import (
+    AUDIO_ID,
+    TINY_MAX_PIXELS,
+    TINY_MIN_PIXELS,
+    VIDEO_ID,
+    tiny_processor,
+    tiny_thinker,
+)
 
 SECONDS = 300.0
 RATE = 16000

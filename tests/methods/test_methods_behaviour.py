@@ -9,7 +9,7 @@ from method_helpers import HIDDEN, counts, run
 from omnisift import build_layout, select_tokens
 from omnisift.methods.ablations import stride_priority
 from omnisift.methods.omnizip import dpc_knn_scores
-from omnisift.synthetic import av_clip, build_batch, text, video
+from omnisift.models.qwen2_5_omni.synthetic import av_clip, build_batch, text, video
 
 
 def _video_batch(seconds: int, grid_h: int = 4, grid_w: int = 4, with_audio: bool = False):

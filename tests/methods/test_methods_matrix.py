@@ -10,11 +10,11 @@ import torch
 from method_helpers import ALL_METHODS, HIDDEN, counts, run
 
 from omnisift import build_layout, get_method
-from omnisift.layout import TokenIds
-from omnisift.methods import METHODS, describe_methods
-from omnisift.synthetic import audio, av_clip, build_batch, image, text, video
+from omnisift.methods import METHODS, describe_methods, setting_fields
+from omnisift.models.qwen2_5_omni import TOKEN_IDS
+from omnisift.models.qwen2_5_omni.synthetic import audio, av_clip, build_batch, image, text, video
 
-IDS = TokenIds()
+IDS = TOKEN_IDS
 
 
 def _mixed_batch(seed: int = 0, dtype=torch.float32):
@@ -155,7 +155,9 @@ def test_bad_method_parameters(method, params, message):
         get_method(method, **params)
 
 
-@pytest.mark.parametrize("method", [m for m in ALL_METHODS if METHODS[m].needs_selector])
+@pytest.mark.parametrize(
+    "method", [m for m in ALL_METHODS if "selector" in {f.name for f in setting_fields(METHODS[m])}]
+)
 def test_selector_methods_need_a_selector(method, mixed):
     with pytest.raises(ValueError, match="selector"):
         run(mixed, method, None, video_drop=0.5, audio_drop=0.3)
@@ -183,13 +185,15 @@ def test_catalog_lists_every_method():
             "name",
             "paper",
             "modalities",
-            "needs_selector",
-            "needs_audio_attention",
+            "uses",
             "summary",
         }
         assert row["paper"] and "arXiv" in row["paper"] and row["summary"]
         assert row["modalities"] in ("audio+video", "video", "audio")
         assert dataclasses.is_dataclass(cls)
     by_name = {r["name"]: r for r in rows}
-    assert by_name["omnizip"]["needs_audio_attention"] and not by_name["evs"]["needs_selector"]
+    assert (
+        by_name["omnizip"]["uses"] == "audio encoder attention" and by_name["evs"]["uses"] == "training-free"
+    )
+    assert "audio_saliency" not in by_name["omnizip"]["parameters"]  # a runtime input, not a setting
     assert by_name["vidcom2"]["parameters"]["temperature"] == 0.01

@@ -7,8 +7,10 @@ import torch
 from transformers.models.qwen2_5_omni.configuration_qwen2_5_omni import Qwen2_5OmniAudioEncoderConfig
 from transformers.models.qwen2_5_omni.modeling_qwen2_5_omni import Qwen2_5OmniAudioEncoder
 
-from omnisift.layout import TokenIds
-from omnisift.methods.omnizip import audio_saliency_hook, saliency_to_sequence
+from omnisift.methods.omnizip import AudioSaliencyRecorder, saliency_to_sequence
+from omnisift.models import find_adapter
+from omnisift.models.base import AudioAttention
+from omnisift.models.qwen2_5_omni import TOKEN_IDS
 
 
 def _encoder() -> Qwen2_5OmniAudioEncoder:
@@ -47,6 +49,13 @@ def _reference(hidden: torch.Tensor, attention, frames: list[int]) -> list[torch
     return out
 
 
+def _encoder_attention(encoder) -> AudioAttention:
+    """The Qwen2.5-Omni adapter's facts for a bare audio encoder (no thinker around it)."""
+    from omnisift.models.qwen2_5_omni.adapter import _encoder_frames, _pool_pairs
+
+    return AudioAttention(encoder, encoder.layers[-1].self_attn, _encoder_frames, _pool_pairs)
+
+
 def test_hook_records_encoder_attention_saliency_per_audio():
     encoder = _encoder()
     lens = torch.tensor([57, 130, 41])
@@ -54,7 +63,8 @@ def test_hook_records_encoder_attention_saliency_per_audio():
     captured = {}
     layer = encoder.layers[-1]
     probe = layer.self_attn_layer_norm.register_forward_hook(lambda m, i, o: captured.setdefault("x", o))
-    with audio_saliency_hook(encoder) as recorder, torch.no_grad():
+    thinker_free = _encoder_attention(encoder)
+    with AudioSaliencyRecorder(thinker_free) as recorder, torch.no_grad():
         encoder(features, feature_lens=lens, aftercnn_lens=(lens - 1) // 2 + 1)
     probe.remove()
     _, tokens = encoder._get_feat_extract_output_lengths(lens)
@@ -71,7 +81,7 @@ def test_hook_records_encoder_attention_saliency_per_audio():
 
 
 def test_hook_finds_the_encoder_of_a_thinker():
-    from omnisift import tiny
+    from omnisift.models.qwen2_5_omni import fixtures as tiny
 
     thinker = tiny.tiny_thinker()
     mel = thinker.config.audio_config.num_mel_bins
@@ -79,25 +89,25 @@ def test_hook_finds_the_encoder_of_a_thinker():
     mask = torch.zeros(2, 300, dtype=torch.long)
     mask[0, :300] = 1
     mask[1, :170] = 1
-    with audio_saliency_hook(thinker) as recorder, torch.no_grad():
+    with AudioSaliencyRecorder(find_adapter(thinker).audio_attention()) as recorder, torch.no_grad():
         out = thinker.get_audio_features(features, feature_attention_mask=mask)
     assert sum(s.numel() for s in recorder.scores) == out.last_hidden_state.shape[0]
     assert all(bool(torch.isfinite(s).all()) for s in recorder.scores)
 
 
-def test_hook_needs_an_audio_encoder():
-    with pytest.raises(ValueError, match="Qwen2_5OmniAudioEncoder"):
-        audio_saliency_hook(torch.nn.Linear(2, 2))
+def test_hook_needs_a_supported_model():
+    with pytest.raises(ValueError, match="does not support Linear"):
+        find_adapter(torch.nn.Linear(2, 2))
 
 
 def test_saliency_lands_on_audio_positions_in_order():
-    ids = TokenIds()
+    ids = TOKEN_IDS
     a, t = ids.audio, 100
     input_ids = torch.tensor([[t, a, a, t, a, t], [t, t, a, a, a, t]])
     scores = [torch.tensor([1.0, 2.0]), torch.tensor([3.0]), torch.tensor([4.0, 5.0, 6.0])]
-    out = saliency_to_sequence(scores, input_ids, ids.audio)
+    out = saliency_to_sequence(scores, input_ids == ids.audio)
     assert out.shape == input_ids.shape and out.dtype == torch.float32
     assert out[input_ids == a].tolist() == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
     assert bool(torch.isnan(out[input_ids != a]).all())
     with pytest.raises(ValueError, match="5 audio saliency scores for 6 audio tokens"):
-        saliency_to_sequence(scores[:1] + scores[2:], input_ids, ids.audio)
+        saliency_to_sequence(scores[:1] + scores[2:], input_ids == ids.audio)

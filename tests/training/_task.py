@@ -1,6 +1,6 @@
 """A synthetic selection task whose answer depends on which audio tokens are kept.
 
-Merged embeddings are laid out as Qwen2.5-Omni lays them out (`omnisift.synthetic`: text, then a 4 s video
+Merged embeddings are laid out as Qwen2.5-Omni lays them out (`omnisift.models.qwen2_5_omni.synthetic`: text, then a 4 s video
 with its audio track in two 2-second groups of two 4x4 grids and 50 audio tokens, then text), with
 hand-made contents in a fixed orthonormal basis of the hidden space:
 
@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 
 from omnisift import compress_inputs, select_tokens
-from omnisift.layout import TokenIds
-from omnisift.synthetic import av_clip, build_batch, text
+from omnisift.models.qwen2_5_omni import TOKEN_IDS
+from omnisift.models.qwen2_5_omni.synthetic import av_clip, build_batch, text
 
 HIDDEN = 32
 KEYS = 4
@@ -60,7 +60,7 @@ BACKGROUND = BASIS[KEYS + CLASSES]
 
 
 def make_batch(batch_size: int, generator: torch.Generator) -> TaskBatch:
-    ids = TokenIds()
+    ids = TOKEN_IDS
     synthetic = build_batch([[text(4), av_clip(4.0, 4, 4), text(4)]] * batch_size, hidden_size=HIDDEN)
     input_ids, positions = synthetic.input_ids, synthetic.position_ids
     embeds = 0.2 * torch.randn(batch_size, input_ids.shape[1], HIDDEN, generator=generator)
@@ -113,7 +113,7 @@ def readout_loss(batch: TaskBatch, result) -> torch.Tensor:
     """Frozen readout of the compressed batch: class logits from the normalised sum of kept audio rows."""
     k = batch.kwargs
     out = compress_inputs(result, k["position_ids"], k["attention_mask"], input_ids=k["input_ids"])
-    is_audio = (out.input_ids == TokenIds().audio) & out.attention_mask.bool()
+    is_audio = (out.input_ids == TOKEN_IDS.audio) & out.attention_mask.bool()
     pooled = (out.inputs_embeds * is_audio.unsqueeze(-1)).sum(1)
     # Normalised: a common scale of the kept embeddings changes nothing (as a normalised LLM input would
     # not), so the straight-through gradient only says which tokens are better than the others.

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from _helpers import CachedDataset
 
-from omnisift.tiny import make_clip, tiny_processor
+from omnisift.models.qwen2_5_omni.fixtures import make_clip, tiny_processor
 from omnisift.training import ConversationDataset, load_examples
 from omnisift.training.data import tiny_protocol
 

@@ -4,8 +4,8 @@ from _helpers import batch_of
 from torch import nn
 
 from omnisift import CompressionConfig, VisionGuidedAudioSelector
-from omnisift.methods.omnisift import straight_through
-from omnisift.tiny import tiny_thinker
+from omnisift.methods.shared import straight_through
+from omnisift.models.qwen2_5_omni.fixtures import tiny_thinker
 from omnisift.training import IGNORE_INDEX, OmniSIFTTrainingModule, apply_recipe, compress_labels
 
 

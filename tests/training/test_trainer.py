@@ -6,7 +6,7 @@ import torch
 from _helpers import snapshot
 
 from omnisift import CompressionConfig, VisionGuidedAudioSelector, attach, load_pretrained, load_selector
-from omnisift.tiny import processor_inputs, tiny_thinker
+from omnisift.models.qwen2_5_omni.fixtures import processor_inputs, tiny_thinker
 from omnisift.training import TrainConfig, latest_checkpoint, train
 from omnisift.training.cli import register
 
@@ -183,7 +183,7 @@ def test_cli_trains_a_selector_that_loads_for_inference(media, tmp_path, capsys)
 
 
 def handle_processor():
-    from omnisift.tiny import tiny_processor
+    from omnisift.models.qwen2_5_omni.fixtures import tiny_processor
 
     return tiny_processor()
 

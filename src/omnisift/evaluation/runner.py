@@ -30,10 +30,11 @@ from typing import Any
 
 import torch
 
+from omnisift.attach import CompressionConfig
 from omnisift.evaluation.benchmarks import Question, canonical_name, check_media, load_benchmark
 from omnisift.evaluation.choices import extract_choice
 from omnisift.evaluation.inputs import Protocol, collate, count_media_tokens, encode_sample
-from omnisift.evaluation.loading import NO_COMPRESSION, TINY, LoadedModel, engine, load_model
+from omnisift.evaluation.loading import NO_COMPRESSION, LoadedModel, is_tiny, load_model
 from omnisift.evaluation.media import MediaError, SampledVideo, SamplingConfig, load_video
 from omnisift.evaluation.results import (
     ResultWriter,
@@ -43,6 +44,7 @@ from omnisift.evaluation.results import (
     shard_path,
     write_meta,
 )
+from omnisift.models import adapter_for_tiny
 
 __all__ = ["EvalConfig", "RunOutcome", "default_run_name", "resolve_shard", "run_eval"]
 
@@ -106,7 +108,7 @@ def default_run_name(
     model: str, method: str, retain: float | None, video_drop: float, audio_drop: float
 ) -> str:
     """Folder name of a run: model tag plus method setting, e.g. "Qwen2.5-Omni-7B__omnisift-retain0.25"."""
-    tag = TINY if model == TINY else Path(model).resolve().name
+    tag = model if is_tiny(model) else Path(model).resolve().name
     if method in NO_COMPRESSION:
         setting = "full"
     elif retain is not None:
@@ -117,11 +119,10 @@ def default_run_name(
 
 
 def _effective_protocol(config: EvalConfig) -> Protocol:
-    if config.model != TINY:
+    if not is_tiny(config.model):
         return config.protocol
-    from omnisift.tiny import TINY_MAX_PIXELS, TINY_MIN_PIXELS
-
-    sampling = replace(config.protocol.sampling, min_pixels=TINY_MIN_PIXELS, max_pixels=TINY_MAX_PIXELS)
+    low, high = adapter_for_tiny(config.model).tiny_pixel_bounds
+    sampling = replace(config.protocol.sampling, min_pixels=low, max_pixels=high)
     return replace(config.protocol, sampling=sampling)
 
 
@@ -131,16 +132,18 @@ def _meta(config: EvalConfig, protocol: Protocol) -> dict[str, Any]:
     compressed = config.method not in NO_COMPRESSION
     return {
         "benchmark": canonical_name(config.benchmark),
-        "model": TINY if config.model == TINY else str(Path(config.model).resolve()),
-        "model_label": "tiny (random weights)" if config.model == TINY else Path(config.model).name,
-        "random_weights": config.model == TINY,
+        "model": config.model if is_tiny(config.model) else str(Path(config.model).resolve()),
+        "model_label": f"{config.model} (random weights)"
+        if is_tiny(config.model)
+        else Path(config.model).name,
+        "random_weights": is_tiny(config.model),
         "method": config.method if compressed else "none",
         "video_drop": config.video_drop if compressed else 0.0,
         "audio_drop": config.audio_drop if compressed else 0.0,
         "retain": config.retain if compressed else None,
         "selector": str(config.selector)
         if config.selector
-        else ("random (tiny model)" if config.model == TINY and compressed else None),
+        else ("random (tiny model)" if is_tiny(config.model) and compressed else None),
         "seed": config.seed,
         "protocol": protocol.as_dict(),
         "questions": str(config.questions),
@@ -431,10 +434,10 @@ class _Tally:
         return out
 
 
-def _compression_config(config: EvalConfig) -> Any | None:
+def _compression_config(config: EvalConfig) -> CompressionConfig | None:
     if config.method in NO_COMPRESSION:
         return None
-    return engine().CompressionConfig(
+    return CompressionConfig(
         method=config.method,
         video_drop=config.video_drop,
         audio_drop=config.audio_drop,

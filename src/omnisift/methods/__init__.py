@@ -1,21 +1,32 @@
-"""Token selection methods, one file each, registered by name."""
+"""Token selection methods, one file each; importing a file registers its methods by name."""
 
-from .ablations import OmniSIFTAudioOnly, OmniSIFTNoSpatial, OmniSIFTNoTemporal  # noqa: F401
-from .base import METHODS, Selection, SelectionMethod, available_methods, get_method, register
-from .catalog import describe_methods  # noqa: F401
-from .dycoke import DyCoke  # noqa: F401
-from .evs import EVS  # noqa: F401
+from . import ablations, dycoke, evs, omnisift, omnizip, random_baseline, vidcom2  # noqa: F401  (registry)
+from .base import (
+    METHODS,
+    Selection,
+    SelectionMethod,
+    available_methods,
+    build_method,
+    get_method,
+    method_settings,
+    parse_method_params,
+    register,
+    setting_fields,
+)
+from .catalog import describe_methods
 from .omnisift import OmniSIFT
-from .omnizip import OmniZip  # noqa: F401
-from .random_baseline import RandomSelection  # noqa: F401
-from .vidcom2 import VidCom2  # noqa: F401
 
 __all__ = [
     "METHODS",
+    "OmniSIFT",
     "Selection",
     "SelectionMethod",
     "available_methods",
+    "build_method",
+    "describe_methods",
     "get_method",
+    "method_settings",
+    "parse_method_params",
     "register",
-    "OmniSIFT",
+    "setting_fields",
 ]

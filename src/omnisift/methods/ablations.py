@@ -26,11 +26,7 @@ import torch
 from ..budget import Budget, video_keep_per_grid
 from ..layout import Layout
 from .base import register
-from .evs import previous_grid_cosine, spatial_cosine
-from .omnisift import (
-    OmniSIFT,
-    gather_grids,
-)
+from .shared import SelectorMethod, gather_grids, previous_grid_cosine, spatial_cosine, stvp_scores
 
 __all__ = ["OmniSIFTNoSpatial", "OmniSIFTNoTemporal", "OmniSIFTAudioOnly", "stride_priority"]
 
@@ -49,7 +45,7 @@ def stride_priority(layout: Layout, keep: torch.Tensor, dtype: torch.dtype) -> t
 
 @register
 @dataclass
-class OmniSIFTNoTemporal(OmniSIFT):
+class OmniSIFTNoTemporal(SelectorMethod):
     """OmniSIFT with the spatial rule on both grids of a group."""
 
     name = "omnisift-no-temporal"
@@ -67,7 +63,7 @@ class OmniSIFTNoTemporal(OmniSIFT):
 
 @register
 @dataclass
-class OmniSIFTNoSpatial(OmniSIFT):
+class OmniSIFTNoSpatial(SelectorMethod):
     """OmniSIFT with the temporal rule on every grid (first grids against the previous grid)."""
 
     name = "omnisift-no-spatial"
@@ -81,8 +77,7 @@ class OmniSIFTNoSpatial(OmniSIFT):
         # Every grid against the same patch of the grid before it; for a second grid that is the group's
         # unpruned first grid, i.e. OmniSIFT's own temporal rule.
         previous = previous_grid_cosine(grids, torch.linalg.vector_norm(grids, dim=-1))
-        partner = (torch.arange(layout.num_grids, device=layout.device) - 1).clamp(min=0)
-        comparable = ~layout.grid_video_start & (layout.grid_size == layout.grid_size[partner])
+        comparable = ~layout.grid_video_start & layout.same_size_as_previous()
         return torch.where(comparable.unsqueeze(1), previous, stride_priority(layout, keep, grids.dtype))
 
     def video_redundancy(
@@ -96,10 +91,15 @@ class OmniSIFTNoSpatial(OmniSIFT):
 
 @register
 @dataclass
-class OmniSIFTAudioOnly(OmniSIFT):
+class OmniSIFTAudioOnly(SelectorMethod):
     """OmniSIFT whose selector uses the audio tokens as their own keys and values (no visual anchors)."""
 
     name = "omnisift-audio-only"
     paper = "OmniSIFT ablation (audio-only selector), arXiv 2602.04804"
     summary: ClassVar[str] = "ablation: OmniSIFT with the audio as its own keys/values in the selector"
     anchors_from_audio: ClassVar[bool] = True
+
+    def video_redundancy(
+        self, layout: Layout, flat_embeds: torch.Tensor, budget: Budget
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return stvp_scores(layout, flat_embeds)

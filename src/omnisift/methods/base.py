@@ -1,18 +1,51 @@
-"""The interface every token selection method implements, and the registry that names them."""
+"""The interface every token selection method implements, and the registry that names them.
+
+A method is a dataclass: its fields are its settings (reachable from Python, `omnisift eval` and
+`omnisift train` as `--method-param NAME=VALUE`). `select` sees only the layout, the merged embeddings
+and the budget; a method that needs model state (a trained selector, an encoder's attention) gets it in
+`prepare(adapter)` and gives it back in `release()`.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
-from torch import nn
 
 from ..budget import Budget
 from ..layout import Layout
 
-__all__ = ["Selection", "SelectionMethod", "register", "get_method", "available_methods", "METHODS"]
+if TYPE_CHECKING:
+    from ..models.base import ModelAdapter
+
+__all__ = [
+    "Selection",
+    "SelectionMethod",
+    "register",
+    "get_method",
+    "build_method",
+    "available_methods",
+    "method_settings",
+    "setting_fields",
+    "parse_method_params",
+    "METHODS",
+    "RUNTIME",
+    "UnknownParameterError",
+]
+
+
+class UnknownParameterError(ValueError, TypeError):
+    """A setting the method does not have (a TypeError too, as for any unexpected keyword)."""
+
+
+RUNTIME = {"runtime": True}
+"""Field metadata of a method input that is not a setting (e.g. precomputed saliency): it is left out of
+the run identity and of the `omnisift methods` listing."""
 
 
 @dataclass
@@ -32,8 +65,8 @@ class Selection:
 class SelectionMethod(ABC):
     """A token selection method: given the layout and the merged embeddings, decide what to keep.
 
-    Subclasses are dataclasses whose fields are the method's own hyper-parameters. They must keep,
-    per sample, exactly the video and audio counts the budget gives (`budget.video_keep_per_grid`,
+    Subclasses are dataclasses whose fields are the method's own settings. They must keep, per sample,
+    exactly the video and audio counts the budget gives (`budget.video_keep_per_grid`,
     `budget.audio_keep_per_group`), so that methods compare at equal token budgets.
     """
 
@@ -41,20 +74,23 @@ class SelectionMethod(ABC):
     paper: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     modalities: ClassVar[str] = "audio+video"
-    needs_selector: ClassVar[bool] = False
-    needs_audio_attention: ClassVar[bool] = False
+    uses: ClassVar[str] = "training-free"
+    """What the method needs besides the embeddings, for listings ("trained selector", ...)."""
+
+    def check_budget(self, video_drop: float, audio_drop: float, retain: float | None) -> None:
+        """Raise a ValueError when these settings cannot run at this budget (checked before any model runs)."""
+        return None
+
+    def prepare(self, adapter: ModelAdapter) -> None:
+        """Take what the method needs from the model (load weights, install hooks). Default: nothing."""
+        return None
+
+    def release(self) -> None:
+        """Undo `prepare` (remove hooks). Default: nothing."""
+        return None
 
     @abstractmethod
-    def select(
-        self,
-        layout: Layout,
-        inputs_embeds: torch.Tensor,
-        budget: Budget,
-        *,
-        selector: nn.Module | None = None,
-        seed: int = 0,
-        audio_saliency: torch.Tensor | None = None,
-    ) -> Selection:
+    def select(self, layout: Layout, inputs_embeds: torch.Tensor, budget: Budget) -> Selection:
         """Return the keep mask (and possibly new embeddings) for the batch."""
 
 
@@ -73,8 +109,71 @@ def available_methods() -> list[str]:
     return sorted(METHODS)
 
 
-def get_method(name: str, **params: object) -> SelectionMethod:
-    """Instantiate a registered method by name."""
+def setting_fields(cls: type[SelectionMethod]) -> list[dataclasses.Field]:
+    """The dataclass fields that are settings (not runtime inputs)."""
+    return [f for f in dataclasses.fields(cls) if f.init and not f.metadata.get("runtime")]
+
+
+def get_method(name: str, **params: Any) -> SelectionMethod:
+    """Instantiate a registered method by name with its settings; errors name the unknown ones."""
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; available: {', '.join(available_methods())}.")
-    return METHODS[name](**params)
+    cls = METHODS[name]
+    known = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        settings = ", ".join(sorted(known)) or "none"
+        raise UnknownParameterError(
+            f"method {name!r} has no parameter {', '.join(unknown)}; its parameters: {settings}."
+        )
+    return cls(**params)
+
+
+def build_method(method: str | SelectionMethod, **params: Any) -> SelectionMethod:
+    """A method instance from a registered name plus settings, or the given instance (then no settings)."""
+    if isinstance(method, SelectionMethod):
+        if params:
+            raise ValueError(
+                f"pass settings ({', '.join(sorted(params))}) to the method instance itself, e.g. "
+                f"{type(method).__name__}(...), not next to it."
+            )
+        return method
+    if not isinstance(method, str):
+        raise ValueError(
+            f"method must be a registered name or a SelectionMethod, got {type(method).__name__}."
+        )
+    return get_method(method, **params)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, torch.nn.Module):
+        return f"<{type(value).__name__} module>"
+    if isinstance(value, torch.Tensor):
+        return f"<tensor {tuple(value.shape)}>"
+    return value
+
+
+def method_settings(method: SelectionMethod) -> dict[str, Any]:
+    """The method's name and settings as a JSON-able dict (what identifies a run's method)."""
+    settings = {f.name: _jsonable(getattr(method, f.name)) for f in setting_fields(type(method))}
+    return {"name": method.name, **settings}
+
+
+def parse_method_params(pairs: list[str] | None) -> dict[str, Any]:
+    """`["knn=3", "alphas=[0.5,1]", "selector=path"]` -> settings; values are JSON where they parse as
+    JSON (numbers, lists, true/false/null), else strings."""
+    params: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"method parameter {pair!r} is not NAME=VALUE (e.g. --method-param knn=3).")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        params[key.strip()] = value
+    return params

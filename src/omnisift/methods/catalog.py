@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 
-from .base import METHODS, SelectionMethod
+from .base import METHODS, SelectionMethod, setting_fields
 
 __all__ = ["describe_methods", "method_summary"]
 
@@ -21,7 +21,7 @@ def method_summary(cls: type[SelectionMethod]) -> str:
 
 def _parameters(cls: type[SelectionMethod]) -> dict[str, object]:
     params: dict[str, object] = {}
-    for f in dataclasses.fields(cls) if dataclasses.is_dataclass(cls) else ():
+    for f in setting_fields(cls):
         if f.default is not dataclasses.MISSING:
             params[f.name] = f.default
         elif f.default_factory is not dataclasses.MISSING:
@@ -32,15 +32,14 @@ def _parameters(cls: type[SelectionMethod]) -> dict[str, object]:
 
 
 def describe_methods() -> list[dict]:
-    """One dict per registered method, sorted by name: name, paper, modalities, needs_selector,
-    needs_audio_attention, summary and the method's own parameters with their defaults."""
+    """One dict per registered method, sorted by name: name, paper, modalities, what it uses, summary and
+    the method's own parameters with their defaults."""
     return [
         {
             "name": cls.name,
             "paper": cls.paper,
             "modalities": cls.modalities,
-            "needs_selector": bool(cls.needs_selector),
-            "needs_audio_attention": bool(cls.needs_audio_attention),
+            "uses": cls.uses,
             "summary": method_summary(cls),
             "parameters": _parameters(cls),
         }

@@ -27,7 +27,7 @@ Choices the paper leaves open, or that the budget rule of this project overrides
 - Grids of different sizes (not produced by the processor) compare the slots they share; a slot the
   reference lacks has cosine 0 (least redundant).
 - Audio: DyCoke has no audio rule; `audio_drop` is applied by seeded uniform sampling within each group
-  (see `random_baseline.uniform_audio_keep`); at `audio_drop=0` audio is untouched.
+  (see `shared.uniform_audio_keep`); at `audio_drop=0` audio is untouched.
 """
 
 from __future__ import annotations
@@ -40,9 +40,7 @@ import torch
 from ..budget import Budget
 from ..layout import Layout
 from .base import register
-from .evs import previous_grid_cosine
-from .omnisift import drop_highest
-from .video_only import VideoOnlyMethod, per_video_targets
+from .shared import VideoOnlyMethod, drop_highest, per_video_targets, previous_grid_cosine
 
 __all__ = ["DyCoke", "dycoke_roles", "dycoke_scores", "spread_drops"]
 

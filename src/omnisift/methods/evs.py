@@ -15,7 +15,7 @@ Choices the paper leaves open, or that the budget rule of this project overrides
 - A grid whose previous grid has another size (never in a real video, every grid of one video has the
   same size) compares the slots they share; a slot the previous grid lacks scores 1 (cosine 0).
 - Audio: EVS has no audio rule; `audio_drop` is applied by seeded uniform sampling within each group
-  (see `random_baseline.uniform_audio_keep`); at `audio_drop=0` audio is untouched.
+  (see `shared.uniform_audio_keep`); at `audio_drop=0` audio is untouched.
 - Separate videos in one prompt are ranked separately (a "video" is one contiguous run of video/audio).
 """
 
@@ -28,32 +28,14 @@ import torch
 
 from ..budget import Budget
 from ..layout import Layout
-from ..ops import cosine_rows, top_per_group
+from ..ops import top_per_group
 from .base import register
-from .video_only import VideoOnlyMethod, grid_video_index, per_video_targets
+from .shared import VideoOnlyMethod, per_video_targets, previous_grid_cosine, spatial_cosine
 
-__all__ = ["EVS", "evs_scores", "grid_video_index", "previous_grid_cosine", "spatial_cosine"]
+__all__ = ["EVS", "evs_scores"]
 
 FIRST_GRID_BONUS = 4.0
 """Added to first-grid scores: above any `1 - cos` (at most 2), so the first grid always ranks first."""
-
-
-def previous_grid_cosine(grids: torch.Tensor, norms: torch.Tensor, lag: int = 1) -> torch.Tensor:
-    """[G, P] cosine of each slot to the same slot `lag` grids earlier (0 for the first `lag` grids)."""
-    g, p, d = grids.shape
-    out = grids.new_zeros(g, p)
-    if g > lag:
-        # Per-token dot products as a batched (1 x D) @ (D x 1): no [G, P, D] temporary.
-        dots = torch.bmm(grids[lag:].reshape(-1, 1, d), grids[:-lag].reshape(-1, d, 1)).view(g - lag, p)
-        out[lag:] = cosine_rows(dots, norms[lag:], norms[:-lag])
-    return out
-
-
-def spatial_cosine(layout: Layout, grids: torch.Tensor, norms: torch.Tensor) -> torch.Tensor:
-    """[G, P] cosine of each token to the mean of its grid."""
-    means = grids.sum(1) / layout.grid_size.clamp_min(1).unsqueeze(1).to(grids.dtype)
-    dots = torch.bmm(grids, means.unsqueeze(-1)).squeeze(-1)
-    return cosine_rows(dots, norms, torch.linalg.vector_norm(means, dim=-1, keepdim=True))
 
 
 def evs_scores(layout: Layout, grids: torch.Tensor) -> torch.Tensor:

@@ -4,9 +4,9 @@ Steps (SPEC 6), per sample, on the audio tokens that belong to a 2-s group (inte
 
 1. Audio saliency: at the audio encoder's last layer, softmax(QK^T / sqrt(d)) per head over all frames of
    the audio input, mean over heads, summed over queries (the attention each frame receives), then
-   adjacent frame pairs averaged like the encoder's 2x pooling: one score per audio token. Captured from
-   the stock encoder by `audio_saliency_hook(thinker)` (no fork) and laid on the merged sequence by
-   `saliency_to_sequence`; `select` receives it as `audio_saliency` ([B, N]).
+   adjacent frame pairs averaged like the encoder's 2x pooling: one score per audio token. `prepare(adapter)`
+   hooks the stock encoder's last attention (where the model's adapter says it is; no fork), and `select`
+   lays the recorded scores on the audio tokens; `audio_saliency` ([B, N]) may also be given directly.
 2. Keep the most salient audio tokens of the whole sample.
 3. Anchors: C = round(c * Na) of the remaining tokens, at a regular stride in sequence order.
 4. Every other remaining token goes to its most cosine-similar anchor; an anchor absorbs its top g
@@ -43,8 +43,8 @@ Choices the paper leaves open, or that the budget rule of this project overrides
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import nn
@@ -52,17 +52,24 @@ from torch import nn
 from ..budget import Budget, audio_keep_per_group, group_audio_sizes, video_keep_per_grid
 from ..layout import Layout
 from ..ops import EPS, cosine_rows, group_slots, top_per_group
-from .base import Selection, SelectionMethod, register
-from .evs import previous_grid_cosine
-from .omnisift import drop_highest, gather_grids, keep_from_parts
-from .random_baseline import grid_presence
-from .vidcom2 import fit_counts
-from .video_only import grid_video_index
+from .base import RUNTIME, Selection, SelectionMethod, register
+from .shared import (
+    drop_highest,
+    fit_counts,
+    gather_grids,
+    grid_presence,
+    grid_video_index,
+    keep_all,
+    keep_from_parts,
+    previous_grid_cosine,
+)
+
+if TYPE_CHECKING:
+    from ..models.base import AudioAttention, ModelAdapter
 
 __all__ = [
     "OmniZip",
     "AudioSaliencyRecorder",
-    "audio_saliency_hook",
     "received_attention",
     "saliency_to_sequence",
     "neighbour_dissimilarity",
@@ -98,33 +105,22 @@ def received_attention(queries: torch.Tensor, keys: torch.Tensor, scaling: float
     return received
 
 
-def _pool_pairs(frame_scores: torch.Tensor) -> torch.Tensor:
-    """Average adjacent frame pairs like the encoder's stride-2 pooling: (L - 2) // 2 + 1 tokens."""
-    tokens = (frame_scores.numel() - 2) // 2 + 1
-    if tokens <= 0:
-        return frame_scores.new_zeros(0)
-    return (frame_scores[0 : 2 * tokens : 2] + frame_scores[1 : 2 * tokens : 2]) / 2
-
-
 class AudioSaliencyRecorder:
-    """Records OmniZip's per-audio-token saliency at every forward of a Qwen2.5-Omni audio encoder.
+    """Records OmniZip's per-audio-token saliency at every forward of a stock audio encoder.
 
-    Use as a context manager (`with audio_saliency_hook(thinker) as rec: thinker(...)`) or call
-    `remove()`. After a forward that ran the audio encoder, `scores` holds one [tokens] float32 tensor per
-    audio input, in the order the encoder received them (the order of their tokens in the sequence).
+    Use as a context manager or call `remove()`. After a forward that ran the audio encoder, `scores`
+    holds one [tokens] float32 tensor per audio input, in the order the encoder received them (the
+    order of their tokens in the sequence). Where the attention is and how frames map to tokens comes
+    from the model's adapter (`ModelAdapter.audio_attention`).
     """
 
-    def __init__(self, encoder: nn.Module) -> None:
-        layers = getattr(encoder, "layers", None)
-        if not layers:
-            raise ValueError("the audio encoder has no `layers`: expected a Qwen2_5OmniAudioEncoder.")
-        self.encoder = encoder
-        self.attention = layers[-1].self_attn
+    def __init__(self, where: AudioAttention) -> None:
+        self.where = where
         self.scores: list[torch.Tensor] | None = None
         self._feature_lens: torch.Tensor | None = None
         self._handles = [
-            encoder.register_forward_pre_hook(self._on_encoder, with_kwargs=True),
-            self.attention.register_forward_pre_hook(self._on_attention, with_kwargs=True),
+            where.encoder.register_forward_pre_hook(self._on_encoder, with_kwargs=True),
+            where.attention.register_forward_pre_hook(self._on_attention, with_kwargs=True),
         ]
 
     def _on_encoder(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
@@ -143,7 +139,7 @@ class AudioSaliencyRecorder:
         queries = module.q_proj(hidden).reshape(hidden.shape[0], heads, -1)
         keys = module.k_proj(hidden).reshape(hidden.shape[0], heads, -1)
         if self._feature_lens is not None:
-            frames = ((self._feature_lens.long() - 1) // 2 + 1).tolist()
+            frames = self.where.frames_per_input(self._feature_lens)
         else:
             frames = [hidden.shape[0]]
         if sum(frames) != hidden.shape[0]:
@@ -152,17 +148,17 @@ class AudioSaliencyRecorder:
                 f"lengths give {sum(frames)}; this transformers version lays audio out differently."
             )
         self.scores = [
-            _pool_pairs(received_attention(q, k, float(module.scaling)))
+            self.where.pool(received_attention(q, k, float(module.scaling)))
             for q, k in zip(queries.split(frames), keys.split(frames), strict=True)
         ]
 
-    def to_sequence(self, input_ids: torch.Tensor, audio_token_id: int) -> torch.Tensor:
-        """The recorded scores laid on the merged sequence ([B, N], NaN off audio tokens)."""
+    def to_sequence(self, is_audio: torch.Tensor) -> torch.Tensor:
+        """The recorded scores laid on the audio positions `is_audio` ([B, N] bool; NaN elsewhere)."""
         if self.scores is None:
             raise RuntimeError(
                 "no audio saliency recorded: the audio encoder has not run since the hook was set."
             )
-        return saliency_to_sequence(self.scores, input_ids, audio_token_id)
+        return saliency_to_sequence(self.scores, is_audio)
 
     def remove(self) -> None:
         for handle in self._handles:
@@ -176,42 +172,23 @@ class AudioSaliencyRecorder:
         self.remove()
 
 
-def _find_audio_encoder(model: nn.Module) -> nn.Module:
-    if type(model).__name__ == "Qwen2_5OmniAudioEncoder":
-        return model
-    for module in model.modules():
-        if type(module).__name__ == "Qwen2_5OmniAudioEncoder":
-            return module
-    raise ValueError(
-        f"no Qwen2_5OmniAudioEncoder found in {type(model).__name__}: pass the thinker (model.thinker) of a "
-        "Qwen2.5-Omni model, or its audio encoder."
-    )
-
-
-def audio_saliency_hook(thinker: nn.Module) -> AudioSaliencyRecorder:
-    """Hook the stock audio encoder of `thinker` so that each forward records OmniZip's audio saliency."""
-    return AudioSaliencyRecorder(_find_audio_encoder(thinker))
-
-
-def saliency_to_sequence(
-    per_audio_scores: list[torch.Tensor], input_ids: torch.Tensor, audio_token_id: int
-) -> torch.Tensor:
+def saliency_to_sequence(per_audio_scores: list[torch.Tensor], is_audio: torch.Tensor) -> torch.Tensor:
     """[B, N] float32: each audio input's scores on its audio token positions, in order; NaN elsewhere.
 
     The audio inputs fill the audio positions in row-major order, the way the model's `masked_scatter`
     places the encoder's features.
     """
-    out = torch.full(input_ids.shape, float("nan"), dtype=torch.float32, device=input_ids.device)
-    positions = input_ids == audio_token_id
+    out = torch.full(is_audio.shape, float("nan"), dtype=torch.float32, device=is_audio.device)
+    positions = is_audio
     scores = (
-        torch.cat([s.reshape(-1).float() for s in per_audio_scores]).to(input_ids.device)
+        torch.cat([s.reshape(-1).float() for s in per_audio_scores]).to(is_audio.device)
         if per_audio_scores
         else out.new_zeros(0)
     )
     expected = int(positions.sum())
     if scores.numel() != expected:
         raise ValueError(
-            f"{scores.numel()} audio saliency scores for {expected} audio tokens in input_ids: the scores must "
+            f"{scores.numel()} audio saliency scores for {expected} audio tokens: the scores must "
             "come from the same forward (one tensor per audio input, in order)."
         )
     out[positions] = scores
@@ -280,7 +257,7 @@ class OmniZip(SelectionMethod):
     name = "omnizip"
     paper = "OmniZip, arXiv 2511.14582"
     modalities = "audio+video"
-    needs_audio_attention = True
+    uses = "audio encoder attention"
     summary: ClassVar[str] = (
         "audio saliency keep + anchor merging; audio retention sets each group's video drop (DPC-kNN, temporal)"
     )
@@ -295,8 +272,11 @@ class OmniZip(SelectionMethod):
     drop_slope: float = 0.4
     drop_min: float = 0.35
     drop_max: float = 0.75
+    audio_saliency: torch.Tensor | None = field(default=None, repr=False, compare=False, metadata=RUNTIME)
+    """[B, N] saliency per audio position, for calls outside an attached model; else recorded in `prepare`."""
 
     def __post_init__(self) -> None:
+        self._recorder: AudioSaliencyRecorder | None = None
         if isinstance(self.merge_size, bool) or not isinstance(self.merge_size, int) or self.merge_size < 0:
             raise ValueError(f"merge_size (g) must be an int >= 0, got {self.merge_size!r}.")
         if not isinstance(self.anchor_ratio, (int, float)) or not 0.0 <= self.anchor_ratio < 1.0:
@@ -308,6 +288,25 @@ class OmniZip(SelectionMethod):
                 f"need 0 < drop_min <= drop_max <= 1 for the group video drops, got drop_min={self.drop_min!r}, "
                 f"drop_max={self.drop_max!r}."
             )
+
+    def prepare(self, adapter: ModelAdapter) -> None:
+        self.release()
+        self._recorder = AudioSaliencyRecorder(adapter.audio_attention())
+
+    def release(self) -> None:
+        if self._recorder is not None:
+            self._recorder.remove()
+            self._recorder = None
+
+    def _given_saliency(self, layout: Layout) -> torch.Tensor | None:
+        """The saliency of this batch: given directly, or recorded by the encoder hook (then consumed)."""
+        if self.audio_saliency is not None:
+            return self.audio_saliency
+        if self._recorder is None or self._recorder.scores is None:
+            return None
+        saliency = self._recorder.to_sequence(layout.is_audio)
+        self._recorder.scores = None
+        return saliency
 
     # -- audio ---------------------------------------------------------------------------------------
 
@@ -504,8 +503,7 @@ class OmniZip(SelectionMethod):
         """[G, P] drop priority (higher = dropped first)."""
         norms = torch.linalg.vector_norm(grids, dim=-1)
         temporal = previous_grid_cosine(grids, norms).float()
-        partner = (torch.arange(layout.num_grids, device=layout.device) - 1).clamp(min=0)
-        use_dpc = layout.grid_is_first | (layout.grid_size != layout.grid_size[partner])
+        use_dpc = layout.grid_is_first | ~layout.same_size_as_previous()
         scores = temporal
         dpc_grids = torch.nonzero(use_dpc).squeeze(1)
         if dpc_grids.numel():
@@ -520,21 +518,13 @@ class OmniZip(SelectionMethod):
             scores = scores.index_put((dpc_grids,), -dpc.float())
         return scores
 
-    def select(
-        self,
-        layout: Layout,
-        inputs_embeds: torch.Tensor,
-        budget: Budget,
-        *,
-        selector: nn.Module | None = None,
-        seed: int = 0,
-        audio_saliency: torch.Tensor | None = None,
-    ) -> Selection:
+    def select(self, layout: Layout, inputs_embeds: torch.Tensor, budget: Budget) -> Selection:
+        saliency = self._given_saliency(layout)
         if layout.num_grids == 0:
-            return Selection(keep=torch.ones_like(layout.valid), inputs_embeds=inputs_embeds)
+            return keep_all(layout, inputs_embeds)
         flat = inputs_embeds.reshape(-1, inputs_embeds.shape[-1])
         grids, present, index = gather_grids(layout, flat)
-        audio = self._audio(layout, inputs_embeds, flat, grids, budget, audio_saliency)
+        audio = self._audio(layout, inputs_embeds, flat, grids, budget, saliency)
         if audio is None:
             retention = torch.ones(layout.num_groups, dtype=torch.float64, device=layout.device)
             audio_flat = audio_kept = None

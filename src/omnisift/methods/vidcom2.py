@@ -20,14 +20,11 @@ Choices the paper leaves open, or that the budget rule of this project overrides
   video keeps exactly OmniSIFT's count and every grid keeps at least one token and at most all of them.
 - Channel selection and means are per video; two videos in one prompt never share statistics.
 - Audio: VidCom2 has no audio rule; `audio_drop` is applied by seeded uniform sampling within each group
-  (see `random_baseline.uniform_audio_keep`); at `audio_drop=0` audio is untouched.
-
-`fit_counts` (continuous quotas solved per segment, then exact integer counts) is shared with OmniZip.
+  (see `shared.uniform_audio_keep`); at `audio_drop=0` audio is untouched.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -35,79 +32,10 @@ import torch
 
 from ..budget import Budget
 from ..layout import Layout
-from ..ops import descending_rank, group_slots
 from .base import register
-from .omnisift import drop_highest
-from .video_only import VideoOnlyMethod, grid_video_index, per_video_targets
+from .shared import VideoOnlyMethod, drop_highest, fit_counts, grid_video_index, per_video_targets
 
-__all__ = ["VidCom2", "fit_counts", "vidcom2_scores", "frame_weights", "largest_remainder"]
-
-_BISECTION_STEPS = 64
-
-
-def largest_remainder(
-    quotas: torch.Tensor, low: torch.Tensor, high: torch.Tensor, segment: torch.Tensor, target: torch.Tensor
-) -> torch.Tensor:
-    """Integer counts in [low, high] close to `quotas`, summing to `target` in every segment.
-
-    Floors the quotas, then gives one more to the elements with the largest fractional parts (or one less
-    to the smallest, when the floors overshoot) until each segment's sum is its target. Segments must be
-    contiguous and the target reachable (sum(low) <= target <= sum(high)).
-    """
-    num = target.numel()
-    counts = torch.minimum(torch.maximum(torch.floor(quotas).long(), low), high)
-    have = torch.zeros(num, dtype=torch.long, device=quotas.device).index_add(0, segment, counts)
-    missing = target - have
-    frac = (quotas - counts.double()).clamp(-1.0, 1.0)
-    up_rank = _rank_in_segment(torch.where(counts < high, frac, float("-inf")), segment, num)
-    counts = counts + ((up_rank < missing[segment]) & (counts < high)).long()
-    down_rank = _rank_in_segment(torch.where(counts > low, -frac, float("-inf")), segment, num)
-    counts = counts - ((down_rank < (-missing).clamp_min(0)[segment]) & (counts > low)).long()
-    return counts
-
-
-def _rank_in_segment(values: torch.Tensor, segment: torch.Tensor, num: int) -> torch.Tensor:
-    """Descending rank of each value inside its (contiguous) segment, ties to the earlier element."""
-    slot, lengths = group_slots(segment, num)
-    padded = values.new_full((num, int(lengths.max())), float("-inf"))
-    padded[segment, slot] = values
-    return descending_rank(padded)[segment, slot]
-
-
-def fit_counts(
-    quota_of: Callable[[torch.Tensor], torch.Tensor],
-    segment: torch.Tensor,
-    target: torch.Tensor,
-    low: float,
-    high: float,
-    increasing: bool,
-    min_count: torch.Tensor,
-    max_count: torch.Tensor,
-) -> torch.Tensor:
-    """Per-element integer counts whose per-segment sums equal `target`.
-
-    `quota_of(x)` maps one parameter per segment ([S] float64) to float quotas per element, clamped to
-    [min_count, max_count] here and monotone in x (increasing or not). x is found in [low, high] by
-    bisection so that the quotas add up to the target, then the quotas are rounded by largest remainder.
-    """
-    num = target.numel()
-    device = target.device
-
-    def total(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        quotas = torch.minimum(torch.maximum(quota_of(x), min_count.double()), max_count.double())
-        return quotas, torch.zeros(num, dtype=torch.float64, device=device).index_add(0, segment, quotas)
-
-    lo = torch.full((num,), float(low), dtype=torch.float64, device=device)
-    hi = torch.full((num,), float(high), dtype=torch.float64, device=device)
-    goal = target.double()
-    for _ in range(_BISECTION_STEPS):
-        mid = (lo + hi) / 2
-        _, sums = total(mid)
-        above = sums >= goal if increasing else sums <= goal
-        hi = torch.where(above, mid, hi)
-        lo = torch.where(above, lo, mid)
-    quotas, _ = total(hi)
-    return largest_remainder(quotas, min_count, max_count, segment, target)
+__all__ = ["VidCom2", "vidcom2_scores", "frame_weights"]
 
 
 def _gaussian_similarity(

@@ -240,12 +240,11 @@ class StreamSampler(Sampler[int]):
         return self.total
 
 
-def tiny_protocol(protocol: Protocol | None = None) -> Protocol:
-    """The protocol with the tiny processor's pixel bounds (what evaluation uses for `--model tiny`)."""
-    from ..tiny import TINY_MAX_PIXELS, TINY_MIN_PIXELS
+def tiny_protocol(protocol: Protocol | None = None, model: str = "tiny") -> Protocol:
+    """The protocol with a fixture processor's pixel bounds (what evaluation uses for `--model tiny`)."""
+    from ..models import adapter_for_tiny
 
+    low, high = adapter_for_tiny(model).tiny_pixel_bounds
     protocol = protocol or Protocol()
-    sampling: SamplingConfig = replace(
-        protocol.sampling, min_pixels=TINY_MIN_PIXELS, max_pixels=TINY_MAX_PIXELS
-    )
+    sampling: SamplingConfig = replace(protocol.sampling, min_pixels=low, max_pixels=high)
     return replace(protocol, sampling=sampling)

@@ -17,7 +17,6 @@ dropout there, and gradient checkpointing only acts in train mode).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import Any
 
@@ -76,9 +75,12 @@ class OmniSIFTTrainingModule(nn.Module):
         self.model = model
         self.compressor = selector
         compression = compression or CompressionConfig()
-        if compression.method != "omnisift":
-            raise ValueError(f"training is for the omnisift method, got {compression.method!r}")
-        self.compression = dataclasses.replace(compression, selector=selector)
+        if not hasattr(compression.method, "selector"):
+            raise ValueError(
+                f"training trains a selector: method {compression.method_name!r} takes none (use omnisift or one "
+                "of its ablations)."
+            )
+        self.compression = compression.with_method(selector=selector)
         self._adapter = adapter
         self.handle = attach(model, self.compression)
         # attach casts the selector to the model's dtype; trainable weights stay fp32 (autocast computes in bf16).

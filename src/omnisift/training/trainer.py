@@ -36,7 +36,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..attach import CompressionConfig
-from ..models.qwen2_5_omni import stock_class_for
+from ..loading import is_tiny, load_model
 from ..selector import (
     CHECKPOINT_PREFIX,
     VisionGuidedAudioSelector,
@@ -194,38 +194,25 @@ def load_training_model(
     attn_implementation: str = "sdpa",
     device: torch.device | str | None = None,
 ) -> tuple[nn.Module, Any]:
-    """Load the model ("tiny" or a Qwen2.5-Omni folder, without the talker) and its processor.
+    """Load the model (a fixture name or a checkpoint folder, without the talker) and its processor.
 
     `device` places the weights straight on this process's accelerator (data parallel: no full CPU copy
     per process); leave it None under DeepSpeed ZeRO-3, which partitions the weights while loading.
     """
-    if model == TINY:
-        from ..tiny import tiny_processor, tiny_thinker
-
-        thinker = tiny_thinker(seed=0, attn_implementation=attn_implementation).to(dtype)
-        return (thinker.to(device) if device is not None else thinker), tiny_processor()
-    path = Path(model)
-    cls, model_type = stock_class_for(path)
-    kwargs: dict[str, Any] = {"dtype": dtype, "attn_implementation": attn_implementation}
-    if model_type == "qwen2_5_omni":
-        kwargs["enable_audio_output"] = False  # text loss only: no talker
-    if device is not None:
-        kwargs["device_map"] = {"": str(device)}
-    ignored = list(getattr(cls, "_keys_to_ignore_on_load_unexpected", None) or [])
-    cls._keys_to_ignore_on_load_unexpected = ignored + [r"(^|\.)compressor\."]  # a released OmniSIFT folder
-    try:
-        loaded = cls.from_pretrained(path, **kwargs)
-    finally:
-        cls._keys_to_ignore_on_load_unexpected = ignored or None
-    from transformers import Qwen2_5OmniProcessor
-
-    processor = Qwen2_5OmniProcessor.from_pretrained(processor_path or str(path))
-    return loaded, processor
+    loaded = load_model(
+        model,
+        dtype=dtype,
+        device=device,
+        attn_implementation=attn_implementation,
+        processor=processor_path,
+        device_map=device is not None,
+    )
+    return loaded.model, loaded.processor
 
 
 def _initial_selector(config: TrainConfig, hidden_size: int) -> VisionGuidedAudioSelector:
     source: str | Path | None = config.init_selector
-    if source is None and config.model != TINY:
+    if source is None and not is_tiny(config.model):
         try:
             find_selector_keys(config.model)
             source = config.model
@@ -438,7 +425,7 @@ def train(
     if dataset is None:
         if processor is None:
             raise ValueError("pass a processor with a custom model")
-        protocol = tiny_protocol() if config.model == TINY else None
+        protocol = tiny_protocol(model=config.model) if is_tiny(config.model) else None
         dataset = ConversationDataset(examples, processor, protocol, max_length=config.max_length)
 
     module_init = OmniSIFTTrainingModule(

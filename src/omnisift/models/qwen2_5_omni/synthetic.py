@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .layout import TokenIds
+from ...layout import TokenIds
+from .adapter import TOKEN_IDS
 
 __all__ = [
     "Segment",
@@ -192,7 +193,7 @@ def build_batch(
     device: torch.device | str = "cpu",
 ) -> SyntheticBatch:
     """Build a padded batch; padding gets position id 1 and attention mask 0, as in transformers."""
-    ids = token_ids or TokenIds()
+    ids = token_ids or TOKEN_IDS
     built = [_sample(s, ids, text_id, position_id_per_seconds, seconds_per_chunk) for s in samples]
     width = max(tok.numel() for tok, _ in built)
     batch = len(built)

@@ -1,0 +1,96 @@
+"""Qwen2.5-Omni in transformers 5.23: where to hook and the family's facts (SPEC 2).
+
+Everything is final at `thinker.model.language_model(...)`: the encoders' features are merged into
+`inputs_embeds` and the M-RoPE ids are computed. `input_ids` are not passed there, so they are
+captured by a pre-hook on `thinker.model`. `rope_deltas` (kept on `thinker.model`) is what a manual
+decode with `position_ids=None` uses. Audio and video of one clip are interleaved in 2-second chunks;
+t ids are integers, 25 per second for both.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+
+from ...layout import TokenIds
+from ..base import AudioAttention, ModelAdapter, TinyModel
+
+__all__ = ["Qwen25OmniAdapter", "TOKEN_IDS"]
+
+TOKEN_IDS = TokenIds(
+    audio=151646,
+    audio_bos=151647,
+    audio_eos=151648,
+    vision_bos=151652,
+    vision_eos=151653,
+    image=151655,
+    video=151656,
+)
+"""The real checkpoints' special token ids (tokenizer and thinker config agree on them)."""
+
+
+def _encoder_frames(feature_lens: torch.Tensor) -> list[int]:
+    """Frames after the encoder's stride-2 convolution, per audio input."""
+    return ((feature_lens.long() - 1) // 2 + 1).tolist()
+
+
+def _pool_pairs(frame_scores: torch.Tensor) -> torch.Tensor:
+    """Average adjacent frame pairs like the encoder's stride-2 pooling: (L - 2) // 2 + 1 tokens."""
+    tokens = (frame_scores.numel() - 2) // 2 + 1
+    if tokens <= 0:
+        return frame_scores.new_zeros(0)
+    return (frame_scores[0 : 2 * tokens : 2] + frame_scores[1 : 2 * tokens : 2]) / 2
+
+
+class Qwen25OmniAdapter(ModelAdapter):
+    """Qwen2.5-Omni (3B, 7B): `Qwen2_5OmniForConditionalGeneration` or its thinker."""
+
+    family = "Qwen2.5-Omni"
+    full_class = "Qwen2_5OmniForConditionalGeneration"
+    thinker_class = "Qwen2_5OmniThinkerForConditionalGeneration"
+    model_types: ClassVar[dict[str, str]] = {
+        "qwen2_5_omni": "Qwen2_5OmniForConditionalGeneration",
+        "qwen2_5_omni_thinker": "Qwen2_5OmniThinkerForConditionalGeneration",
+    }
+    processor_class = "Qwen2_5OmniProcessor"
+    tiny_names = ("tiny", "tiny-qwen2.5-omni")
+    tiny_pixel_bounds = (28 * 28 * 4, 28 * 28 * 16)
+    audio_tokens_per_second = 25.0
+    position_ids_per_second = 25.0
+    loads_without_talker: ClassVar[dict[str, Any]] = {"enable_audio_output": False}
+
+    @classmethod
+    def token_ids_from_config(cls, config: Any) -> TokenIds:
+        return TokenIds(
+            audio=getattr(config, "audio_token_id", TOKEN_IDS.audio),
+            audio_bos=getattr(config, "audio_start_token_id", TOKEN_IDS.audio_bos),
+            audio_eos=getattr(config, "audio_end_token_id", TOKEN_IDS.audio_eos),
+            vision_bos=getattr(config, "vision_start_token_id", TOKEN_IDS.vision_bos),
+            vision_eos=getattr(config, "vision_end_token_id", TOKEN_IDS.vision_eos),
+            image=getattr(config, "image_token_id", TOKEN_IDS.image),
+            video=getattr(config, "video_token_id", TOKEN_IDS.video),
+        )
+
+    @classmethod
+    def build_tiny(cls, name: str, *, seed: int = 0, attn_implementation: str = "sdpa") -> TinyModel:
+        from .fixtures import TINY_MAX_PIXELS, TINY_MIN_PIXELS, tiny_processor, tiny_thinker
+
+        return TinyModel(
+            model=tiny_thinker(seed=seed, attn_implementation=attn_implementation),
+            processor=tiny_processor(),
+            min_pixels=TINY_MIN_PIXELS,
+            max_pixels=TINY_MAX_PIXELS,
+        )
+
+    def audio_attention(self) -> AudioAttention:
+        encoder = self.thinker.model.audio_tower
+        layers = getattr(encoder, "layers", None)
+        if not layers:
+            raise ValueError(f"{type(encoder).__name__} has no `layers`: not a Qwen2.5-Omni audio encoder.")
+        return AudioAttention(
+            encoder=encoder,
+            attention=layers[-1].self_attn,
+            frames_per_input=_encoder_frames,
+            pool=_pool_pairs,
+        )
