@@ -58,3 +58,48 @@ def test_released_folder_runs_with_its_own_selector(omnisift_folder, question_fi
 def test_missing_model_folder_says_what_to_pass(tmp_path):
     with pytest.raises(FileNotFoundError, match="tiny"):
         load_model(str(tmp_path / "nope"), None)
+
+
+@pytest.mark.parametrize("method", ["omnisift-no-spatial", "omnisift-no-temporal", "omnisift-audio-only"])
+def test_ablations_use_the_released_folder_selector(omnisift_folder, method):
+    from omnisift import CompressionConfig
+
+    saved = load_file(omnisift_folder / "model.safetensors")["thinker.compressor.v_proj.weight"]
+    loaded = load_model(str(omnisift_folder), CompressionConfig(method=method, retain=0.25))
+    try:
+        assert loaded.handle.method.name == method
+        assert torch.equal(loaded.handle.selector.v_proj.weight, saved)
+    finally:
+        loaded.handle.remove()
+
+
+def test_method_params_reach_the_method_from_the_eval_command_line(tmp_path):
+    from omnisift.cli import build_parser
+    from omnisift.evaluation.cli import _eval_config
+    from omnisift.evaluation.runner import _compression_config
+
+    args = build_parser().parse_args(
+        ["eval", "--benchmark", "worldsense", "--questions", str(tmp_path / "q.jsonl"), "--model", "tiny"]
+        + ["--media-root", str(tmp_path)]
+        + ["--method", "omnizip", "--method-param", "knn=3", "--method-param", "merge_size=2"]
+    )
+    compression = _compression_config(_eval_config(args))
+    assert (compression.method.knn, compression.method.merge_size) == (3, 2)
+
+
+def test_method_params_reach_the_method_from_the_train_command_line(tmp_path):
+    from omnisift.cli import build_parser
+    from omnisift.training.cli import config_from_args
+
+    args = build_parser().parse_args(
+        ["train", "--data", str(tmp_path / "d.jsonl"), "--out", str(tmp_path / "run"), "--model", "tiny"]
+        + ["--method", "omnisift-no-spatial", "--audio-drop", "0.5"]
+    )
+    compression = config_from_args(args).compression()
+    assert compression.method.name == "omnisift-no-spatial" and compression.audio_drop == 0.5
+    bad = build_parser().parse_args(
+        ["train", "--data", str(tmp_path / "d.jsonl"), "--out", str(tmp_path / "run")]
+        + ["--model", "tiny", "--method-param", "knn=3"]
+    )
+    with pytest.raises(TypeError, match="no parameter knn"):
+        config_from_args(bad)

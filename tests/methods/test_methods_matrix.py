@@ -197,3 +197,18 @@ def test_catalog_lists_every_method():
     )
     assert "audio_saliency" not in by_name["omnizip"]["parameters"]  # a runtime input, not a setting
     assert by_name["vidcom2"]["parameters"]["temperature"] == 0.01
+
+
+def test_method_instances_and_settings_reach_compression_config():
+    from omnisift import CompressionConfig
+    from omnisift.methods.omnizip import OmniZip
+
+    config = CompressionConfig(method=OmniZip(knn=3), retain=0.3)
+    assert config.method.knn == 3 and config.method_name == "omnizip"
+    by_name = CompressionConfig(method="omnizip", method_params={"knn": 3, "merge_size": 1})
+    assert (by_name.method.knn, by_name.method.merge_size) == (3, 1)
+    assert by_name.to_dict()["method"] == {**by_name.to_dict()["method"], "name": "omnizip", "knn": 3}
+    with pytest.raises(ValueError, match="method instance itself"):
+        CompressionConfig(method=OmniZip(), method_params={"knn": 3})
+    with pytest.raises(TypeError, match="has no parameter nope"):
+        CompressionConfig(method="evs", method_params={"nope": 1})

@@ -22,6 +22,8 @@ import os
 import sys
 from pathlib import Path
 
+from ..methods import parse_method_params
+
 __all__ = ["add_eval_parser", "add_report_parser", "main", "register"]
 
 logger = logging.getLogger(__name__)
@@ -57,6 +59,13 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
     p.add_argument("--audio-drop", type=float, default=0.3)
     p.add_argument("--selector", help="trained audio selector (.safetensors or OmniSIFT checkpoint folder)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--method-param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting of the method (repeatable; `omnisift methods` lists them), e.g. knn=3",
+    )
     p.add_argument("--out", type=Path, default=Path("results"), help="results folder (default: results)")
     p.add_argument("--run-name", help="run subfolder (default: <model>__<method setting>)")
     p.add_argument("--batch-size", type=int, default=1)
@@ -139,6 +148,7 @@ def _eval_config(args: argparse.Namespace):
         retain=args.retain,
         selector=args.selector,
         seed=args.seed,
+        method_params=parse_method_params(args.method_param),
         run_name=args.run_name,
         batch_size=args.batch_size,
         limit=args.limit,

@@ -24,7 +24,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,7 @@ class EvalConfig:
     retain: float | None = None
     selector: str | None = None
     seed: int = 0
+    method_params: dict[str, Any] = field(default_factory=dict)
     run_name: str | None = None
     batch_size: int = 1
     limit: int | None = None
@@ -145,6 +146,7 @@ def _meta(config: EvalConfig, protocol: Protocol) -> dict[str, Any]:
         if config.selector
         else ("random (tiny model)" if is_tiny(config.model) and compressed else None),
         "seed": config.seed,
+        "method_params": dict(config.method_params),
         "protocol": protocol.as_dict(),
         "questions": str(config.questions),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -444,6 +446,7 @@ def _compression_config(config: EvalConfig) -> CompressionConfig | None:
         retain=config.retain,
         selector=config.selector,
         seed=config.seed,
+        method_params=config.method_params,
     )
 
 
@@ -597,12 +600,3 @@ def _evaluate(
         if pending:
             flush_pending()
     bar.close()
-
-
-def config_dict(config: EvalConfig) -> dict[str, Any]:
-    """The config as plain data (for logs)."""
-    data = asdict(config)
-    data["questions"] = str(config.questions)
-    data["out"] = str(config.out)
-    data["media_root"] = None if config.media_root is None else str(config.media_root)
-    return data

@@ -13,6 +13,8 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from ..methods import parse_method_params
+
 __all__ = ["register", "run", "config_from_args", "main", "LAUNCH_HELP"]
 
 LAUNCH_HELP = """\
@@ -61,6 +63,18 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
 
     budget = parser.add_argument_group("compression")
+    budget.add_argument(
+        "--method",
+        default="omnisift",
+        help="selector-based method whose selector trains: omnisift (default) or one of its ablations",
+    )
+    budget.add_argument(
+        "--method-param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting of the method (repeatable; `omnisift methods` lists them)",
+    )
     budget.add_argument(
         "--video-drop", type=float, default=0.7, help="fraction of video tokens dropped (0.7)"
     )
@@ -127,6 +141,8 @@ def config_from_args(args: argparse.Namespace) -> Any:
         media_root=args.media_root,
         processor=args.processor,
         recipe=args.recipe,
+        method=args.method,
+        method_params=parse_method_params(args.method_param),
         video_drop=args.video_drop,
         audio_drop=args.audio_drop,
         retain=args.retain,

@@ -83,6 +83,8 @@ class TrainConfig:
     media_root: str | Path | None = None
     processor: str | None = None
     recipe: str = "selector"
+    method: str = "omnisift"
+    method_params: dict[str, Any] = field(default_factory=dict)
     video_drop: float = 0.7
     audio_drop: float = 0.3
     retain: float | None = None
@@ -136,7 +138,11 @@ class TrainConfig:
 
     def compression(self) -> CompressionConfig:
         return CompressionConfig(
-            method="omnisift", video_drop=self.video_drop, audio_drop=self.audio_drop, retain=self.retain
+            method=self.method,
+            video_drop=self.video_drop,
+            audio_drop=self.audio_drop,
+            retain=self.retain,
+            method_params=self.method_params,
         )
 
     def as_dict(self) -> dict[str, Any]:
