@@ -1,6 +1,6 @@
 """Selection time of every registered method at the same budget, next to the v_proj floor.
 
-Thin wrapper around `omnisift bench --suite methods` (see `omnisift.bench` for the method). JSON results go to
+Thin wrapper around `omnisift bench --suite methods` (see `omnisift.benchmarking` for the method). JSON results go to
 benchmarks/results/, figures to benchmarks/figures/; extra arguments are passed through (e.g. --quick,
 --threads 1, --repeats 5). Reproduce benchmarks/RESULTS.md with:
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from omnisift.bench import main
+from omnisift.benchmarking.cli import main
 
 HERE = Path(__file__).resolve().parent
 

@@ -16,6 +16,7 @@ import json
 import platform
 import statistics
 import time
+from dataclasses import fields
 
 import torch
 
@@ -53,7 +54,11 @@ def main() -> None:
 
     calls = {}
     for name in methods:
-        extra = {"audio_saliency": saliency} if METHODS[name].needs_audio_attention else {}
+        extra = (
+            {"audio_saliency": saliency}
+            if "audio_saliency" in {f.name for f in fields(METHODS[name])}
+            else {}
+        )
 
         def call(name=name, extra=extra):
             with torch.no_grad():

@@ -1,7 +1,7 @@
 """Structural performance checks (no timings): the selection's work does not grow with the number of chunks.
 
 - Operator count, read with torch.profiler: `keep_mask` on a 5-chunk and a 50-chunk clip dispatches the
-  same operators (up to a few), while the literal per-group loop of `omnisift.bench` grows with the
+  same operators (up to a few), while the literal per-group loop of `omnisift.testing.reference` grows with the
   chunks (3 vs 12 chunks, to stay fast) (which shows the counter sees a per-chunk loop when there is one).
 - Host syncs, CUDA only: under `torch.cuda.set_sync_debug_mode("warn")` every synchronizing call warns;
   `keep_mask` makes the same small number of them at 5 and 50 chunks.
@@ -17,8 +17,8 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from omnisift import VisionGuidedAudioSelector, keep_mask
-from omnisift.bench import literal_keep_mask
 from omnisift.models.qwen2_5_omni.synthetic import av_sample, build_batch
+from omnisift.testing.reference import literal_keep_mask
 
 HIDDEN, PER_GRID = 32, 4
 MAX_SYNCS = 24

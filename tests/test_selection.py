@@ -10,7 +10,7 @@ import torch
 import omnisift
 from omnisift import VisionGuidedAudioSelector, keep_mask, select_tokens
 from omnisift.models.qwen2_5_omni.synthetic import audio, av_clip, build_batch, image, text, video
-from reference import reference_keep
+from omnisift.testing.reference import literal_keep_mask
 
 HIDDEN = 32
 
@@ -59,14 +59,8 @@ def test_parity_with_literal_reference(case: int) -> None:
     selector = _selector(case)
     with torch.no_grad():
         got = keep_mask(**batch.as_kwargs(), selector=selector, video_drop=video_drop, audio_drop=audio_drop)
-        want = reference_keep(
-            batch.inputs_embeds,
-            batch.input_ids,
-            batch.position_ids,
-            batch.attention_mask,
-            selector,
-            video_drop,
-            audio_drop,
+        want = literal_keep_mask(
+            **batch.as_kwargs(), selector=selector, video_drop=video_drop, audio_drop=audio_drop
         )
     assert torch.equal(got, want), f"case {case}: {(got != want).nonzero().tolist()[:10]}"
 

@@ -7,6 +7,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from ._extras import MissingExtraError
+
 __all__ = ["main", "build_parser"]
 
 
@@ -79,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     methods = sub.add_parser("methods", help="list the selection methods")
     methods.set_defaults(func=_methods)
 
-    for module in ("omnisift.evaluation.cli", "omnisift.training.cli", "omnisift.bench"):
+    for module in ("omnisift.evaluation.cli", "omnisift.training.cli", "omnisift.benchmarking.cli"):
         __import__(module, fromlist=["register"]).register(sub)
     return parser
 
@@ -94,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
+    except (ValueError, FileNotFoundError, RuntimeError, MissingExtraError) as error:
         print(f"omnisift {args.command}: error: {error}", file=sys.stderr)
         return 2
 

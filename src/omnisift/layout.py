@@ -136,9 +136,9 @@ def _check_inputs(
 
 
 def _default_token_ids() -> TokenIds:
-    from .models import DEFAULT_ADAPTER  # models import this module: resolve the default lazily
+    from .models import default_token_ids  # models import this module: resolve the default lazily
 
-    return DEFAULT_ADAPTER.token_ids_from_config(None)
+    return default_token_ids()
 
 
 def _run_start(flags: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from omnisift._extras import require
 from omnisift.evaluation.benchmarks import BENCHMARKS, OPEN_ENDED
 from omnisift.evaluation.judge import Judge, cached_verdicts, judge_rows, load_verdicts
 from omnisift.evaluation.results import merge_rows, read_meta, read_rows
@@ -242,10 +243,8 @@ def format_details(runs: list[RunReport]) -> str:
 
 def plot_runs(runs: list[RunReport], path: str | Path) -> Path:
     """Score vs kept fraction, one panel per benchmark, one line per (model, method)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    require("matplotlib", "eval").use("Agg")
+    plt = require("matplotlib.pyplot", "eval")
 
     present = [b for b, _ in COLUMNS if any(b in r.scores and r.scores[b].score is not None for r in runs)]
     path = Path(path)

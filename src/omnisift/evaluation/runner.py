@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from omnisift._extras import require
 from omnisift.attach import CompressionConfig
 from omnisift.evaluation.benchmarks import Question, canonical_name, check_media, load_benchmark
 from omnisift.evaluation.choices import extract_choice
@@ -533,8 +534,7 @@ def _evaluate(
 
     cache = _MediaCache(sampling, Counter(q.media for q in todo))
     tally = _Tally(previous)
-    from tqdm.auto import tqdm
-
+    tqdm = require("tqdm.auto", "eval").tqdm
     bar = tqdm(total=len(todo), desc=f"{benchmark} {rank + 1}/{world}", disable=not config.progress, unit="q")
     bar.set_postfix(tally.postfix())
     failures_in_a_row = 0
