@@ -5,8 +5,8 @@ import logging
 import numpy as np
 import pytest
 import torch
-from media_clips import read_indices, write_clip, written_audio
 
+from media_clips import read_indices, write_clip, written_audio
 from omnisift import media
 
 SMALL = {"min_pixels": 28 * 28 * 4, "max_pixels": 28 * 28 * 16}
