@@ -17,6 +17,7 @@ import torch
 
 from .attach import CompressionConfig, attach
 from .measure import measure
+from .media import SamplingConfig
 from .selector import VisionGuidedAudioSelector, find_selector_keys
 
 __all__ = ["DemoRun", "run_demo", "format_demo"]
@@ -76,7 +77,14 @@ def run_demo(
     thinker, processor, selector, random_weights = _load(model_path, selector_path, device, dtype)
     workdir = Path(tempfile.mkdtemp(prefix="omnisift-demo-"))
     clip = Path(video_path) if video_path else tiny.make_clip(workdir / "clip.mp4", seconds, fps=2.0)
-    inputs = tiny.processor_inputs(processor, [clip], prompt).to(device)
+    # Frames come from omnisift.media (via processor_inputs), at the evaluation protocol's pixel cap on a
+    # real checkpoint, so the demo samples a video exactly as `omnisift eval` does.
+    size = (
+        None
+        if random_weights
+        else {"shortest_edge": SamplingConfig.min_pixels, "longest_edge": SamplingConfig.max_pixels}
+    )
+    inputs = tiny.processor_inputs(processor, [clip], prompt, size=size).to(device)
     outputs: dict[str, str] = {}
     rows: list[dict[str, object]] = []
     settings: list[float] = [1.0, *(retain or [0.35, 0.25])]
