@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the in
 
 import numpy as np
 import torch
-from media_clips import read_indices, write_clip
 
+from media_clips import read_indices, write_clip
 from omnisift import media
 
 MAX_PIXELS = 256 * 28 * 28
