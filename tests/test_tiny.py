@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from omnisift.media import load
 from omnisift.models.qwen2_5_omni import fixtures as tiny
 
 PROMPT = "What happens in the video?"
@@ -155,8 +156,9 @@ def test_make_clip_readable_with_audio(clips):
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     assert len(frames) == 12 and frames[0].shape == (112, 112, 3)
     assert np.abs(frames[0].astype(int) - frames[-1].astype(int)).mean() > 5  # frames really move
-    clip = tiny.decode_clip(clips["3s"])
-    assert clip.frames.shape == (6, 112, 112, 3) and clip.fps == pytest.approx(2.0)
+    clip = load(clips["3s"], min_pixels=tiny.TINY_MIN_PIXELS, max_pixels=tiny.TINY_MAX_PIXELS)
+    assert clip.frames.shape == (6, 3, 112, 112) and clip.indices.tolist() == [0, 2, 4, 7, 9, 11]
+    assert clip.fps == pytest.approx(5 / (11 / 4))  # the rate of the frames taken, not the 2 fps asked
     assert clip.audio is not None and clip.audio.size == 48000
     assert 0.05 < float(np.abs(clip.audio).max()) < 1.0
 
@@ -164,7 +166,7 @@ def test_make_clip_readable_with_audio(clips):
 def test_interleaved_layout_and_positions(processor, thinker, clips):
     inputs = tiny.processor_inputs(processor, clips["3s"], PROMPT)
     ids = inputs["input_ids"][0]
-    assert inputs["video_second_per_grid"].tolist() == [1.0]
+    assert inputs["video_second_per_grid"].tolist() == [pytest.approx(1.1)]  # frames 0, 4, 9 of 4 fps
     assert inputs["video_grid_thw"].tolist() == [[3, 8, 8]]
     n_audio = _n_audio_tokens(int(inputs["feature_attention_mask"][0].sum()))
     assert n_audio == 75
@@ -178,7 +180,7 @@ def test_interleaved_layout_and_positions(processor, thinker, clips):
         (tiny.VIDEO_ID, 16),
         (tiny.AUDIO_ID, 25),
     ]
-    assert _runs(media) == _expected_media_runs(inputs["video_grid_thw"][0], 1.0, n_audio)
+    assert _runs(media) == _expected_media_runs(inputs["video_grid_thw"][0], 1.1, n_audio)
 
     pos, deltas = thinker.model.get_rope_index(
         inputs["input_ids"],
@@ -202,7 +204,7 @@ def test_interleaved_layout_and_positions(processor, thinker, clips):
         run_start += count
     video_idx = torch.nonzero(ids == tiny.VIDEO_ID).flatten()
     rel_video = (t[video_idx] - start).view(3, 16)
-    assert rel_video[:, 0].tolist() == [0, 25, 50] and (rel_video == rel_video[:, :1]).all()
+    assert rel_video[:, 0].tolist() == [0, 27, 55] and (rel_video == rel_video[:, :1]).all()
     # text after the media restarts at max position + 1; rope delta = max + 1 - length
     assert t[eos + 1] == pos[:, 0, : eos + 1].max() + 1
     assert int(deltas[0]) == int(pos[:, 0].max()) + 1 - ids.numel()
@@ -234,17 +236,18 @@ def test_batch_left_padding_matches_single(processor, thinker, clips):
 
 def test_mixed_sampling_rates_use_real_fps(processor, thinker, clips):
     """A frame cap lowers one clip's rate: its grids must span the real time, audio aligned to it."""
-    capped = tiny.decode_clip(clips["5s"], max_frames=4)  # 4 of 20 frames -> 0.8 fps
-    assert capped.fps == pytest.approx(0.8)
-    normal = tiny.decode_clip(clips["2s"])
+    bounds = {"min_pixels": tiny.TINY_MIN_PIXELS, "max_pixels": tiny.TINY_MAX_PIXELS}
+    capped = load(clips["5s"], max_frames=4, **bounds)  # frames 0, 6, 13, 19 of 20 at 4 fps
+    assert capped.fps == pytest.approx(3 / (19 / 4))
+    normal = load(clips["2s"], **bounds)  # frames 0, 2, 5, 7 of 8
     inputs = tiny.processor_inputs(processor, [capped, normal], PROMPT)
-    assert inputs["video_second_per_grid"].tolist() == pytest.approx([2.5, 1.0])
+    assert inputs["video_second_per_grid"].tolist() == pytest.approx([2 * 19 / 12, 2 * 7 / 12])
     ids = inputs["input_ids"][0]
     bos, eos = _media_span(ids)
     n_audio = _n_audio_tokens(int(inputs["feature_attention_mask"][0].sum()))
     assert n_audio == 125
     assert _runs(ids[bos + 2 : eos - 1].tolist()) == _expected_media_runs(
-        inputs["video_grid_thw"][0], 2.5, n_audio
+        inputs["video_grid_thw"][0], 2 * 19 / 12, n_audio
     )
     pos, _ = thinker.model.get_rope_index(
         inputs["input_ids"],
@@ -256,7 +259,7 @@ def test_mixed_sampling_rates_use_real_fps(processor, thinker, clips):
     )
     start = int(pos[0, 0, bos]) + 1
     video_t = pos[0, 0][ids == tiny.VIDEO_ID] - start
-    assert sorted(set(video_t.tolist())) == [0, 62]
+    assert sorted(set(video_t.tolist())) == [0, 79]  # the second pair starts at frame 13: 3.25 s
 
 
 def test_thinker_generate(processor, thinker, clips):

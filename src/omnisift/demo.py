@@ -18,6 +18,7 @@ import torch
 from .attach import CompressionConfig, attach
 from .loading import load_model
 from .measure import measure
+from .media import SamplingConfig
 from .models import find_adapter
 from .selector import VisionGuidedAudioSelector, find_selector_keys
 
@@ -69,8 +70,15 @@ def run_demo(
     thinker, processor, selector, random_weights = _load(model_path, selector_path, device, dtype)
     workdir = Path(tempfile.mkdtemp(prefix="omnisift-demo-"))
     clip = Path(video_path) if video_path else tiny.make_clip(workdir / "clip.mp4", seconds, fps=2.0)
-    inputs = tiny.processor_inputs(processor, [clip], prompt).to(device)
     token_ids = find_adapter(thinker).token_ids
+    # Frames come from omnisift.media (via processor_inputs), at the evaluation protocol's pixel cap on a
+    # real checkpoint, so the demo samples a video exactly as `omnisift eval` does.
+    size = (
+        None
+        if random_weights
+        else {"shortest_edge": SamplingConfig.min_pixels, "longest_edge": SamplingConfig.max_pixels}
+    )
+    inputs = tiny.processor_inputs(processor, [clip], prompt, size=size).to(device)
     outputs: dict[str, str] = {}
     rows: list[dict[str, object]] = []
     settings: list[float] = [1.0, *(retain or [0.35, 0.25])]

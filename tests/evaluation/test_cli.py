@@ -10,7 +10,7 @@ def test_register_adds_eval_and_report():
         ["eval", "--benchmark", "videomme", "--media-root", "m", "--model", "tiny", "--retain", "0.25"]
     )
     assert args.command == "eval" and args.retain == 0.25 and args.method == "omnisift"
-    assert args.batch_size == 1 and args.max_new_tokens == 256 and args.shard is None
+    assert args.batch_size == 1 and args.max_new_tokens == 1024 and args.shard is None
     assert callable(args.func)
     args = parser.parse_args(["report", "runs", "--judge-url", "http://x/v1", "--judge-model", "j"])
     assert str(args.dir) == "runs" and callable(args.func)
@@ -39,3 +39,10 @@ def test_eval_reports_missing_media_with_exit_code(question_files, media_root, t
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "1 of 6 questions" in err and "--skip-missing" in err
+
+
+def test_default_answer_length_is_the_thinkers_own_limit():
+    """SPEC 7 Corrections: the published answers were capped at 1024 new tokens, not 256."""
+    from omnisift.evaluation.inputs import Protocol
+
+    assert Protocol().max_new_tokens == 1024

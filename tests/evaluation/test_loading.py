@@ -47,6 +47,7 @@ def test_released_folder_runs_with_its_own_selector(omnisift_folder, question_fi
         limit=2,
         progress=False,
         protocol=Protocol(max_new_tokens=2),
+        workers=0,
     )
     outcome = run_eval(config)
     rows = read_rows(outcome.shard_file)

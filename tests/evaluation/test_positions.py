@@ -1,16 +1,20 @@
 """Long videos: the real sampling fps reaches the model, so audio and video positions of a second agree.
 
 SPEC 4: the published evaluation capped videos at 256 frames but let the processor assume 2 fps, so for
-a 300 s clip the last frame (at ~299 s) got the temporal position of second 127. Here a synthetic
-300 s clip sampled by `plan_frames` goes through `encode_sample` and the model's own `get_rope_index`.
+a 300 s clip the last frame (at ~299 s) got the temporal position of second 127. Here a synthetic 300 s,
+25 fps clip sampled as `omnisift.media.load` samples it (the published indices, the rate they imply) goes
+through `encode_sample` and the model's own `get_rope_index`.
 """
+
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from omnisift.evaluation.inputs import Protocol, encode_sample
-from omnisift.evaluation.media import SampledVideo, SamplingConfig, plan_frames
+from omnisift.media import Media, SamplingConfig, frame_count
 from omnisift.models.qwen2_5_omni.fixtures import (
     AUDIO_ID,
     TINY_MAX_PIXELS,
@@ -24,16 +28,25 @@ SECONDS = 300.0
 RATE = 16000
 
 
-def _synthetic_video(fps: float, count: int) -> SampledVideo:
+SOURCE_FPS = 25.0
+SOURCE_FRAMES = int(SECONDS * SOURCE_FPS)
+
+
+def _synthetic_video() -> Media:
+    count = frame_count(SOURCE_FRAMES, SOURCE_FPS)
     frames = torch.randint(
         0, 255, (count, 3, 56, 56), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
     )
-    stamps = np.arange(count) / (count / SECONDS)  # where plan_frames puts the frames
+    indices = torch.linspace(0, SOURCE_FRAMES - 1, count).round().long().numpy()
+    stamps = indices / SOURCE_FPS  # where load puts the frames
     audio = (0.1 * np.sin(np.arange(int(SECONDS * RATE)) / 7.0)).astype(np.float32)
-    return SampledVideo(frames, stamps, fps, SECONDS, 25.0, audio, RATE)
+    fps = (count - 1) / stamps[-1]
+    return Media(
+        Path("synthetic.mp4"), frames, stamps, indices, fps, SECONDS, SOURCE_FPS, SOURCE_FRAMES, audio
+    )
 
 
-def _t_positions(video: SampledVideo):
+def _t_positions(video: Media):
     processor = tiny_processor(audio_chunk_length=int(SECONDS))
     sampling = SamplingConfig(min_pixels=TINY_MIN_PIXELS, max_pixels=TINY_MAX_PIXELS)
     inputs = encode_sample(processor, video, "What happens?", Protocol(sampling=sampling))
@@ -52,7 +65,7 @@ def _t_positions(video: SampledVideo):
     return inputs, t[ids == VIDEO_ID], t[ids == AUDIO_ID]
 
 
-def _disagreement(video: SampledVideo, video_t: torch.Tensor, audio_t: torch.Tensor) -> float:
+def _disagreement(video: Media, video_t: torch.Tensor, audio_t: torch.Tensor) -> float:
     """Largest gap (in position ids) between a grid and the audio token of the second its frames show."""
     start = int(audio_t.min())
     grid_t = torch.unique(video_t) - start  # one t per temporal grid, in order
@@ -68,14 +81,22 @@ def _disagreement(video: SampledVideo, video_t: torch.Tensor, audio_t: torch.Ten
 
 @pytest.fixture(scope="module")
 def real_fps_positions():
-    count, fps = plan_frames(SECONDS, SamplingConfig())
-    video = _synthetic_video(fps, count)
+    video = _synthetic_video()
     return video, *_t_positions(video)
 
 
 def test_sampling_plan_for_300s():
-    count, fps = plan_frames(SECONDS, SamplingConfig())
-    assert count == 256 and fps == pytest.approx(256 / 300)
+    video = _synthetic_video()
+    assert video.num_frames == 256 and video.timestamps[-1] == pytest.approx(299.96)
+    assert video.fps == pytest.approx(255 / 299.96)
+
+
+def test_each_grid_is_placed_at_its_first_frames_time(real_fps_positions):
+    video, _, video_t, audio_t = real_fps_positions
+    grid_seconds = (torch.unique(video_t) - int(audio_t.min())).double() / 25
+    first_frames = torch.as_tensor(video.timestamps[0::2])
+    assert grid_seconds.numel() == first_frames.numel() == 128
+    assert (grid_seconds - first_frames).abs().max().item() <= 0.06
 
 
 def test_real_fps_reaches_the_processor(real_fps_positions):
@@ -91,14 +112,14 @@ def test_audio_and_video_positions_agree(real_fps_positions):
     assert audio_t.tolist() == list(range(start, start + audio_t.numel()))  # one t id per audio token
     grid_t = torch.unique(video_t) - start
     assert grid_t.numel() == 128
-    assert grid_t[-1].item() == pytest.approx(25 * video.timestamps[254], abs=1)  # last grid at ~297.7 s
+    assert grid_t[-1].item() == pytest.approx(25 * video.timestamps[254], abs=1)  # last grid at ~298.8 s
     assert _disagreement(video, video_t, audio_t) <= 1
 
 
 def test_assuming_2fps_would_misplace_video(real_fps_positions):
     """The published defect, reproduced: the same frames declared as 2 fps end at second ~127."""
     video = real_fps_positions[0]
-    wrong = SampledVideo(video.frames, video.timestamps, 2.0, SECONDS, 25.0, video.audio, RATE)
+    wrong = replace(video, fps=2.0)
     _, video_t, audio_t = _t_positions(wrong)
     grid_t = torch.unique(video_t) - int(audio_t.min())
     assert grid_t[-1].item() == 127 * 25

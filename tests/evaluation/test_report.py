@@ -115,6 +115,7 @@ def _run(name, question_files, media_root, out, loaded, **kw):
         out=out,
         progress=False,
         protocol=Protocol(max_new_tokens=64),
+        workers=0,
         **kw,
     )
     return run_eval(config, loaded=loaded)

@@ -20,6 +20,7 @@ def tiny():
 def _config(name, question_files, media_root, out, **kw):
     kw.setdefault("protocol", FAST)
     kw.setdefault("progress", False)
+    kw.setdefault("workers", 0)  # in-process; test_scores_known_by_construction covers worker processes
     return EvalConfig(
         benchmark=name, questions=question_files[name], media_root=media_root, model="tiny", out=out, **kw
     )
@@ -109,7 +110,9 @@ def test_two_shards_merge_into_the_same_report_as_one_run(
 
 def test_scores_known_by_construction(question_files, media_root, tmp_path, scripted):
     """The scripted model answers the letter in each question's [[X]] marker."""
-    config = _config("videomme", question_files, media_root, tmp_path, batch_size=4, protocol=Protocol())
+    config = _config(
+        "videomme", question_files, media_root, tmp_path, batch_size=4, protocol=Protocol(), workers=2
+    )
     outcome = run_eval(config, loaded=scripted)
     assert max(scripted.thinker.calls) > 1  # batched generate was used
     rows = merge_rows(read_rows(outcome.bench_dir))
@@ -139,6 +142,7 @@ def test_video_without_audio_track_runs_video_only(tmp_path, media_root, scripte
         out=tmp_path,
         batch_size=3,
         progress=False,
+        workers=0,
     )
     outcome = run_eval(config, loaded=scripted)
     rows = merge_rows(read_rows(outcome.shard_file))

@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from omnisift.evaluation.inputs import Protocol, encode_sample
-from omnisift.evaluation.media import load_video
 from omnisift.training import (
     IGNORE_INDEX,
     DataError,
@@ -95,9 +94,7 @@ def test_labels_cover_only_the_answer_and_the_prompt_is_the_evaluation_prompt(da
     assert torch.equal(labels[labelled], ids[labelled])
     # Everything before is what evaluation sends for the same video and prompt.
     protocol = tiny_protocol(Protocol())
-    reference = encode_sample(
-        processor, load_video(example.media, protocol.sampling), example.prompt, protocol
-    )
+    reference = encode_sample(processor, protocol.sampling.load(example.media), example.prompt, protocol)
     assert torch.equal(ids[: len(ids) - len(answer_ids)], reference["input_ids"][0])
     assert processor.tokenizer.decode(ids[: len(ids) - len(answer_ids)]).endswith("<|im_start|>assistant\n")
     assert torch.equal(item["pixel_values_videos"], reference["pixel_values_videos"])
@@ -129,7 +126,7 @@ def test_sample_without_audio_is_refused(tmp_path, processor):
             frame = av.VideoFrame.from_ndarray(np.full((112, 112, 3), 20 * i, np.uint8), format="rgb24")
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
-    from omnisift.evaluation.media import MediaError
+    from omnisift.media import MediaError
     from omnisift.training import ConversationDataset
 
     data = _write(tmp_path / "d.jsonl", [_row(video="silent.mp4")])

@@ -1,8 +1,8 @@
 """Benchmark evaluation for OmniSIFT: question loaders, media decoding, runner, scoring and reports.
 
 Typical use is the CLI (`omnisift eval`, `omnisift report`; see `omnisift.evaluation.cli`). The pieces
-are importable for custom loops: `load_benchmark` gives normalised questions, `load_video` decodes a
-video at its real sampling fps, `extract_choice` parses multiple-choice answers, `run_eval` runs a
+are importable for custom loops: `load_benchmark` gives normalised questions, `omnisift.media.load` (re-exported
+as `load_media`) decodes a video as the model sees it, `extract_choice` parses multiple-choice answers, `run_eval` runs a
 benchmark shard and `write_report` merges and scores results.
 """
 
@@ -14,8 +14,9 @@ from omnisift.evaluation.benchmarks import (
     load_benchmark,
 )
 from omnisift.evaluation.choices import extract_choice
-from omnisift.evaluation.media import MediaError, SampledVideo, SamplingConfig, load_video
 from omnisift.evaluation.scoring import BenchmarkScore, Verdict, score_rows
+from omnisift.media import Media, MediaError, SamplingConfig
+from omnisift.media import load as load_media
 
 __all__ = [
     "BENCHMARKS",
@@ -26,13 +27,13 @@ __all__ = [
     "OpenAICompatibleJudge",
     "Protocol",
     "Question",
-    "SampledVideo",
+    "Media",
     "SamplingConfig",
     "Verdict",
     "check_media",
     "extract_choice",
     "load_benchmark",
-    "load_video",
+    "load_media",
     "run_eval",
     "score_rows",
     "write_report",

@@ -69,7 +69,12 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
     p.add_argument("--out", type=Path, default=Path("results"), help="results folder (default: results)")
     p.add_argument("--run-name", help="run subfolder (default: <model>__<method setting>)")
     p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=1024,
+        help="answer length cap (default 1024: the limit the published answers really had, SPEC 7)",
+    )
     p.add_argument("--limit", type=int, help="only the first N questions")
     p.add_argument("--skip-missing", action="store_true", help="skip questions whose video is missing")
     p.add_argument("--retry-errors", action="store_true", help="rerun questions that ended in an error row")
@@ -87,7 +92,12 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
     p.add_argument("--min-pixels", type=int, default=128 * 28 * 28)
     p.add_argument("--device", help="e.g. cuda:0 or cpu (default: cuda:$LOCAL_RANK if available)")
     p.add_argument("--dtype", default="auto", help="bfloat16 | float16 | float32 | auto")
-    p.add_argument("--workers", type=int, default=2, help="threads decoding upcoming videos")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="worker processes decoding and encoding the next videos while the model runs (0: in-process)",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run_eval_command)
     return p
@@ -123,8 +133,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _eval_config(args: argparse.Namespace):
     from omnisift.evaluation.benchmarks import find_questions_file
     from omnisift.evaluation.inputs import Protocol
-    from omnisift.evaluation.media import SamplingConfig
     from omnisift.evaluation.runner import EvalConfig
+    from omnisift.media import SamplingConfig
 
     questions = args.questions or find_questions_file(args.benchmark, args.media_root)
     sampling = SamplingConfig(

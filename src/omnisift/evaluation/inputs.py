@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from omnisift.evaluation.media import SampledVideo, SamplingConfig
+from omnisift.media import Media, SamplingConfig
 
 __all__ = ["Protocol", "collate", "conversation", "count_media_tokens", "encode_sample"]
 
@@ -21,11 +21,13 @@ __all__ = ["Protocol", "collate", "conversation", "count_media_tokens", "encode_
 class Protocol:
     """How each question is put to the model. Defaults are the published protocol (SPEC 7):
     one user turn with the video then the prompt, no system turn (the chat template's default
-    applies), the audio track interleaved, greedy decoding, at most 256 new tokens."""
+    applies), the audio track interleaved, greedy decoding. Answers are capped at 1024 new tokens: the
+    released script asks for 256, but that value never reaches the thinker, whose own limit (1024) is
+    what the published answers had (SPEC 7, Corrections); it only matters for long captions."""
 
     system_prompt: str | None = None
     use_audio: bool = True
-    max_new_tokens: int = 256
+    max_new_tokens: int = 1024
     do_sample: bool = False
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
 
@@ -43,8 +45,8 @@ def conversation(prompt: str, system_prompt: str | None = None) -> list[dict[str
     return messages
 
 
-def encode_sample(processor: Any, video: SampledVideo, prompt: str, protocol: Protocol) -> dict[str, Any]:
-    """Processor inputs for one sample (batch of one), with the video's real sampling fps."""
+def encode_sample(processor: Any, video: Media, prompt: str, protocol: Protocol) -> dict[str, Any]:
+    """Processor inputs for one sample (batch of one), with the rate the video's frames really have."""
     text = processor.apply_chat_template(
         conversation(prompt, protocol.system_prompt), tokenize=False, add_generation_prompt=True
     )

@@ -2,8 +2,8 @@
 
 Rows are appended to this rank's shard file as soon as their batch finishes, so an interrupted run
 resumes where it stopped (finished ids are read from every shard file of the benchmark). Media for
-the next batches are decoded and encoded on worker threads while the model generates; questions
-sharing a video decode it once. A video that cannot be read, or a batch that fails, becomes error rows
+the next questions are decoded (`omnisift.media.load`) and encoded in worker processes (`--workers`)
+while the model generates; consecutive questions sharing a video decode it once. A video that cannot be read, or a batch that fails, becomes error rows
 with the reason and the run goes on.
 
 Several GPUs: launch one process per GPU; each takes the questions i with i % WORLD_SIZE == RANK
@@ -18,13 +18,14 @@ writes its own file; `omnisift report` merges them:
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
-import threading
 import time
-from collections import Counter
+from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,6 @@ from omnisift.evaluation.benchmarks import Question, canonical_name, check_media
 from omnisift.evaluation.choices import extract_choice
 from omnisift.evaluation.inputs import Protocol, collate, count_media_tokens, encode_sample
 from omnisift.evaluation.loading import NO_COMPRESSION, LoadedModel, is_tiny, load_model
-from omnisift.evaluation.media import MediaError, SampledVideo, SamplingConfig, load_video
 from omnisift.evaluation.results import (
     ResultWriter,
     finished_ids,
@@ -45,6 +45,7 @@ from omnisift.evaluation.results import (
     shard_path,
     write_meta,
 )
+from omnisift.media import Media, MediaError, configure_worker_threads
 from omnisift.models import adapter_for_tiny
 
 __all__ = ["EvalConfig", "RunOutcome", "default_run_name", "resolve_shard", "run_eval"]
@@ -156,38 +157,6 @@ def _meta(config: EvalConfig, protocol: Protocol) -> dict[str, Any]:
     }
 
 
-class _MediaCache:
-    """Decode each video once while questions that use it are still pending (they tend to be adjacent)."""
-
-    def __init__(self, sampling: SamplingConfig, uses: Counter) -> None:
-        self._sampling = sampling
-        self._uses = uses
-        self._lock = threading.Lock()
-        self._futures: dict[Path, Future] = {}
-
-    def get(self, path: Path) -> tuple[SampledVideo, float]:
-        with self._lock:
-            future = self._futures.get(path)
-            owner = future is None
-            if owner:
-                future = self._futures[path] = Future()
-        seconds = 0.0
-        if owner:
-            start = time.perf_counter()
-            try:
-                future.set_result(load_video(path, self._sampling))
-            except BaseException as exc:  # noqa: BLE001 - handed to every waiter
-                future.set_exception(exc)
-            seconds = time.perf_counter() - start
-        try:
-            return future.result(), seconds
-        finally:
-            with self._lock:
-                self._uses[path] -= 1
-                if self._uses[path] <= 0:
-                    self._futures.pop(path, None)
-
-
 @dataclass
 class _Prepared:
     question: Question
@@ -198,63 +167,101 @@ class _Prepared:
     encode_s: float = 0.0
 
 
-def _video_info(video: SampledVideo) -> dict[str, Any]:
+def _video_info(video: Media) -> dict[str, Any]:
+    """What a row records about its media: frames, rate, and kept audio seconds vs media seconds."""
     return {
         "frames": video.num_frames,
         "fps": round(video.fps, 6),
         "duration": round(video.duration, 3),
         "has_audio": video.audio is not None,
-        "audio_seconds": None if video.audio is None else round(video.audio.size / video.audio_rate, 3),
+        "audio_seconds": None if video.audio is None else round(video.audio_seconds, 3),
+        "audio_seconds_dropped": round(video.audio_seconds_dropped, 3),
     }
 
 
+def _runs_of_same_media(questions: list[Question]) -> list[list[Question]]:
+    """Consecutive questions on one video form one job, so that video is decoded once."""
+    groups: list[list[Question]] = []
+    for question in questions:
+        if groups and groups[-1][0].media == question.media:
+            groups[-1].append(question)
+        else:
+            groups.append([question])
+    return groups
+
+
 def _prepare(
-    question: Question, cache: _MediaCache, processor: Any, protocol: Protocol, dtype: torch.dtype
-) -> _Prepared:
-    """Decode (or reuse) the video and encode the sample; pixel and audio features go to the model dtype
-    here so prepared samples waiting for their batch hold half the memory in bf16."""
-    prepared = _Prepared(question)
+    questions: list[Question], processor: Any, protocol: Protocol, dtype: torch.dtype, threads: int | None
+) -> list[_Prepared]:
+    """Decode one video and encode each of its questions; pixel and audio features go to the model dtype
+    here so prepared samples waiting for their batch (and crossing from a worker) hold half the bytes in
+    bf16. Failures become the questions' error reasons."""
+    start = time.perf_counter()
     try:
-        video, prepared.decode_s = cache.get(question.media)
-        prepared.video = _video_info(video)
-        start = time.perf_counter()
-        inputs = encode_sample(processor, video, question.prompt, protocol)
-        for key in ("pixel_values_videos", "input_features"):
-            if key in inputs and inputs[key].is_floating_point():
-                inputs[key] = inputs[key].to(dtype)
-        prepared.inputs = inputs
-        prepared.encode_s = time.perf_counter() - start
+        video = protocol.sampling.load(questions[0].media, audio=protocol.use_audio, threads=threads)
     except MediaError as exc:
-        prepared.error = str(exc)
-    except Exception as exc:  # noqa: BLE001 - any failure on one video becomes its error row
-        logger.debug("preparing %s failed", question.id, exc_info=True)
-        prepared.error = f"{type(exc).__name__}: {exc}"
-    return prepared
+        return [_Prepared(q, error=str(exc), decode_s=time.perf_counter() - start) for q in questions]
+    decode_s = time.perf_counter() - start
+    info = _video_info(video)
+    out = []
+    for i, question in enumerate(questions):
+        prepared = _Prepared(question, video=info, decode_s=decode_s if i == 0 else 0.0)
+        start = time.perf_counter()
+        try:
+            inputs = encode_sample(processor, video, question.prompt, protocol)
+            for key in ("pixel_values_videos", "input_features"):
+                if key in inputs and inputs[key].is_floating_point():
+                    inputs[key] = inputs[key].to(dtype)
+            prepared.inputs = inputs
+        except Exception as exc:  # noqa: BLE001 - any failure on one video becomes its error row
+            logger.debug("preparing %s failed", question.id, exc_info=True)
+            prepared.error = f"{type(exc).__name__}: {exc}"
+        prepared.encode_s = time.perf_counter() - start
+        out.append(prepared)
+    return out
+
+
+_WORKER: dict[str, Any] = {}  # a prefetch worker process's processor, protocol, dtype and decoder threads
+
+
+def _init_worker(processor: Any, protocol: Protocol, dtype: torch.dtype, workers: int) -> None:
+    threads = configure_worker_threads(workers)
+    _WORKER.update(processor=processor, protocol=protocol, dtype=dtype, threads=threads)
+
+
+def _prepare_in_worker(questions: list[Question]) -> list[_Prepared]:
+    return _prepare(questions, **_WORKER)
 
 
 def _prefetch(
-    questions: list[Question],
-    cache: _MediaCache,
-    loaded: LoadedModel,
-    protocol: Protocol,
-    workers: int,
-    window: int,
+    questions: list[Question], loaded: LoadedModel, protocol: Protocol, workers: int
 ) -> Iterator[_Prepared]:
-    """Prepared questions in order, with up to `window` being decoded ahead on worker threads."""
+    """Prepared questions in order. With `workers` > 0, worker processes decode and encode the next
+    videos while the model runs (processes, not threads: decoding and the processor's numpy work would
+    otherwise share the model's interpreter and cores); up to `workers + 1` videos are in flight, which
+    bounds memory. Workers are spawned (not forked: a fork of a process whose torch thread pool is up
+    can hang) and get one torch thread each (`omnisift.media.configure_worker_threads`)."""
     dtype = next(loaded.thinker.parameters()).dtype
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="omnisift-media") as pool:
-        pending: list[Future] = []
-        feed = iter(questions)
-        for question in feed:
-            pending.append(pool.submit(_prepare, question, cache, loaded.processor, protocol, dtype))
-            if len(pending) >= window:
-                break
+    groups = _runs_of_same_media(questions)
+    if workers <= 0:
+        for group in groups:
+            yield from _prepare(group, loaded.processor, protocol, dtype, None)
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(loaded.processor, protocol, dtype, workers),
+    ) as pool:
+        feed = iter(groups)
+        pending: deque[Future] = deque(pool.submit(_prepare_in_worker, g) for g in islice(feed, workers + 1))
         while pending:
-            done = pending.pop(0).result()
-            nxt = next(feed, None)
-            if nxt is not None:
-                pending.append(pool.submit(_prepare, nxt, cache, loaded.processor, protocol, dtype))
-            yield done
+            done = pending.popleft().result()
+            following = next(feed, None)
+            if following is not None:
+                pending.append(pool.submit(_prepare_in_worker, following))
+            yield from done
 
 
 def _to_device(batch: dict[str, Any], device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
@@ -524,22 +531,18 @@ def _evaluate(
     if loaded.random_weights:
         logger.warning("model %s has RANDOM WEIGHTS: scores are meaningless (demo/test only)", loaded.label)
     extractor = getattr(loaded.processor, "feature_extractor", None)
-    sampling = protocol.sampling
-    if sampling.max_audio_seconds is None and extractor is not None:
-        sampling = replace(sampling, max_audio_seconds=extractor.n_samples / extractor.sampling_rate)
-    if extractor is not None:
-        sampling = replace(sampling, audio_rate=int(extractor.sampling_rate))
-    run_protocol = replace(protocol, sampling=sampling)
+    run_protocol = protocol
+    if extractor is not None:  # cut audio where this processor's window ends (300 s for Qwen2.5-Omni)
+        window = replace(protocol.sampling, audio_window_s=extractor.n_samples / extractor.sampling_rate)
+        run_protocol = replace(protocol, sampling=window)
     benchmark = canonical_name(config.benchmark)
 
-    cache = _MediaCache(sampling, Counter(q.media for q in todo))
     tally = _Tally(previous)
     tqdm = require("tqdm.auto", "eval").tqdm
     bar = tqdm(total=len(todo), desc=f"{benchmark} {rank + 1}/{world}", disable=not config.progress, unit="q")
     bar.set_postfix(tally.postfix())
     failures_in_a_row = 0
     any_success = bool(previous)
-    window = config.batch_size + max(1, config.workers)  # one batch ahead: bounds memory
 
     with ResultWriter(outcome.shard_file) as writer:
 
@@ -590,7 +593,7 @@ def _evaluate(
                 run_batch(items)
             pending.clear()
 
-        for item in _prefetch(todo, cache, loaded, run_protocol, config.workers, window):
+        for item in _prefetch(todo, loaded, run_protocol, config.workers):
             if item.error is not None:
                 emit([_error_row(item, rank, item.error)])
                 continue

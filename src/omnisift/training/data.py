@@ -6,8 +6,8 @@ A row looks like the benchmark files (`video_salmonn`, `omnivideobench`):
 relative to the media root. `<image>`/`<video>`/`<audio>` placeholders in the question are removed: the
 video goes in as the conversation's media part, exactly as in evaluation.
 
-Each example is encoded like an evaluation prompt (same media loader, same chat template, same
-sampling fps, the audio track interleaved) and the answer is appended after the assistant header as
+Each example is encoded like an evaluation prompt (the same `omnisift.media.load`, chat template and
+frame rate, the audio track interleaved) and the answer is appended after the assistant header as
 `answer tokens + <|im_end|>`. Labels are -100 everywhere except on those appended tokens.
 """
 
@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from ..evaluation.inputs import Protocol, collate, encode_sample
-from ..evaluation.media import MediaError, SamplingConfig, load_video
+from ..media import MediaError, SamplingConfig, configure_worker_threads
 
 __all__ = [
     "IGNORE_INDEX",
@@ -38,6 +38,7 @@ __all__ = [
     "collate_examples",
     "StreamSampler",
     "append_answer",
+    "worker_init",
 ]
 
 logger = logging.getLogger(__name__)
@@ -154,7 +155,11 @@ def append_answer(inputs: dict[str, Any], answer_ids: Sequence[int]) -> dict[str
 
 
 class ConversationDataset(Dataset):
-    """Decodes each example's video with the evaluation loader and returns labelled model inputs."""
+    """Decodes each example's video with `omnisift.media.load` and returns labelled model inputs.
+
+    Run it under a DataLoader with worker processes (`--num-workers`) so the next batches are decoded
+    while the model trains; each worker splits its threads with `worker_init` (torch 1, decoder the rest).
+    """
 
     def __init__(
         self,
@@ -168,6 +173,7 @@ class ConversationDataset(Dataset):
         self.processor = processor
         self.protocol = protocol or Protocol()
         self.max_length = max_length
+        self.threads: int | None = None  # FFmpeg decoder threads; set in DataLoader workers by worker_init
         tokenizer = processor.tokenizer
         self.end_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
         if not isinstance(self.end_id, int) or self.end_id == tokenizer.unk_token_id:
@@ -185,9 +191,9 @@ class ConversationDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         example = self.examples[index]
         try:
-            video = load_video(example.media, self.protocol.sampling)
+            video = self.protocol.sampling.load(example.media, threads=self.threads)
         except MediaError as exc:
-            raise MediaError(f"{example.media} (data line {example.line}): {exc}") from exc
+            raise MediaError(f"{exc} (data line {example.line})") from exc
         if video.audio is None or video.audio.size == 0:
             raise MediaError(
                 f"{example.media} (data line {example.line}) has no audio track: OmniSIFT training needs videos "
@@ -202,6 +208,15 @@ class ConversationDataset(Dataset):
                 f"{self.max_length}; lower the frame count or pixel cap, or drop the row"
             )
         return out
+
+
+def worker_init(worker_id: int) -> None:
+    """DataLoader `worker_init_fn`: split this worker's threads (`omnisift.media.configure_worker_threads`)."""
+    from torch.utils.data import get_worker_info
+
+    info = get_worker_info()
+    if info is not None and isinstance(info.dataset, ConversationDataset):
+        info.dataset.threads = configure_worker_threads(info.num_workers)
 
 
 def collate_examples(samples: list[dict[str, Any]], pad_id: int) -> dict[str, Any]:

@@ -51,6 +51,7 @@ from .data import (
     collate_examples,
     load_examples,
     tiny_protocol,
+    worker_init,
 )
 from .module import RECIPES, OmniSIFTTrainingModule, apply_recipe, trainable_parameters
 
@@ -479,6 +480,7 @@ def _run(
         sampler=StreamSampler(len(dataset), total, config.seed),
         collate_fn=partial(collate_examples, pad_id=pad_id),
         num_workers=config.num_workers,
+        worker_init_fn=worker_init,  # decoding workers: torch 1 thread, FFmpeg the rest
         drop_last=False,
     )
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)

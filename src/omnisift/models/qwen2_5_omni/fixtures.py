@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -33,6 +31,8 @@ from transformers import (
     WhisperFeatureExtractor,
 )
 from transformers.utils import logging as hf_logging
+
+from ...media import Media, load
 
 logger = logging.getLogger(__name__)
 
@@ -491,133 +491,11 @@ def make_clip(
     return path
 
 
-@dataclass
-class DecodedClip:
-    """Frames sampled from a video with the rate they were really sampled at, plus its audio track.
-
-    ``frames``: uint8 (T, H, W, 3); ``fps``: the real sampling rate (frames kept per second of video),
-    which sets ``video_second_per_grid`` = temporal_patch_size / fps; ``audio``: mono float32 at
-    ``sample_rate`` or None when the file has no audio stream.
-    """
-
-    frames: np.ndarray
-    fps: float
-    audio: np.ndarray | None
-    sample_rate: int = 16000
-    source_fps: float = 0.0
-    source_frames: int = 0
-
-
-def _even_floor(x: float) -> int:
-    return int(math.floor(x / 2)) * 2
-
-
-def _sample_indices(
-    total: int, source_fps: float, fps: float, min_frames: int, max_frames: int
-) -> np.ndarray:
-    """Indices of the frames to keep: ``fps`` per second, an even count within [min_frames, max_frames]."""
-    wanted = 2 * round(total / source_fps * fps / 2)
-    low = 2 * math.ceil(min_frames / 2)
-    high = max(2, _even_floor(min(max_frames, total)))
-    count = max(2, _even_floor(min(max(wanted, low), high, total)))
-    return np.linspace(0, total - 1, count).round().astype(np.int64)
-
-
-def decode_clip(
-    path: str | Path,
-    fps: float = 2.0,
-    max_frames: int = 256,
-    min_frames: int = 4,
-    sample_rate: int = 16000,
-    load_audio: bool = True,
-) -> DecodedClip:
-    """Decode a video with PyAV: frames sampled at ``fps`` (capped to ``max_frames``) and the audio track.
-
-    When the cap lowers the rate, the returned ``fps`` is the real one (frames kept / source frames x
-    source fps), so positions stay right for long videos.
-    """
-    import av
-
-    with av.open(str(path)) as container:
-        if not container.streams.video:
-            raise ValueError(f"{path} has no video stream")
-        vstream = container.streams.video[0]
-        vstream.thread_type = "AUTO"
-        source_fps = float(vstream.average_rate or vstream.guessed_rate or 0.0)
-        total = int(vstream.frames or 0)
-        if total <= 0 or source_fps <= 0:  # container without a frame count: count by decoding
-            total = sum(1 for _ in container.decode(video=0))
-            container.seek(0)
-            if source_fps <= 0:
-                duration = float(container.duration or 0) / av.time_base
-                source_fps = total / duration if duration > 0 else 1.0
-        if total <= 0:
-            raise ValueError(f"{path} has no decodable video frames")
-        indices = _sample_indices(total, source_fps, fps, min_frames, max_frames)
-        wanted = {}
-        for pos, idx in enumerate(indices.tolist()):
-            wanted.setdefault(idx, []).append(pos)
-        frames: list[np.ndarray | None] = [None] * len(indices)
-        last = None
-        for i, frame in enumerate(container.decode(video=0)):
-            if i in wanted:
-                array = frame.to_ndarray(format="rgb24")
-                for pos in wanted[i]:
-                    frames[pos] = array
-            last = frame
-            if i >= indices[-1]:
-                break
-        if any(f is None for f in frames):  # stream shorter than its header said: repeat the last frame
-            if last is None:
-                raise ValueError(f"{path}: no frames decoded")
-            logger.warning("%s: fewer frames than the stream header reports; repeating the last one", path)
-            fill = last.to_ndarray(format="rgb24")
-            frames = [fill if f is None else f for f in frames]
-
-        audio = None
-        if load_audio and container.streams.audio:
-            audio = _decode_audio(container, sample_rate)
-    kept_fps = len(indices) / total * source_fps
-    return DecodedClip(
-        frames=np.stack(frames),
-        fps=kept_fps,
-        audio=audio,
-        sample_rate=sample_rate,
-        source_fps=source_fps,
-        source_frames=total,
-    )
-
-
-def _decode_audio(container: Any, sample_rate: int) -> np.ndarray:
-    """The first audio stream as mono float32 at ``sample_rate``."""
-    import av
-
-    container.seek(0)
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-    pieces: list[np.ndarray] = []
-    for frame in container.decode(audio=0):
-        frame.pts = None  # let the resampler count samples instead of trusting container timestamps
-        for out in resampler.resample(frame):
-            pieces.append(out.to_ndarray().reshape(-1))
-    for out in resampler.resample(None):
-        pieces.append(out.to_ndarray().reshape(-1))
-    if not pieces:
-        return np.zeros(0, dtype=np.float32)
-    audio = np.concatenate(pieces).astype(np.float32, copy=False)
-    # AAC decodes whole 1024-sample frames; drop the encoder's tail padding past the stream duration.
-    astream = container.streams.audio[0]
-    if astream.duration and astream.time_base:
-        expected = int(round(float(astream.duration * astream.time_base) * sample_rate))
-        if 0 < expected < audio.size:
-            audio = audio[:expected]
-    return audio
-
-
 # --------------------------------------------------------------------------------------------------
 # Model inputs
 # --------------------------------------------------------------------------------------------------
 
-ClipLike = str | Path | DecodedClip
+ClipLike = str | Path | Media
 
 
 def build_conversation(prompt: str, system: str | None = None, video: Any = "video") -> list[dict[str, Any]]:
@@ -650,16 +528,16 @@ def processor_inputs(
 ) -> BatchFeature:
     """Model inputs for one or several clips (one video and one prompt per sample, left padded).
 
-    Frames are decoded with PyAV (``decode_clip``) and passed with their real sampling rate so that
-    ``video_second_per_grid`` is right. With ``use_audio`` each clip's own audio track is interleaved
-    into its video placeholder (5.23: ``load_audio_from_video=True`` with ``audio=[...]`` and
-    ``audio_from_video_indices``; no torchcodec needed); then call
+    Clips are decoded by ``omnisift.media.load`` (the one media pipeline: published frame indices, the
+    rate those frames really have, channels averaged), within the processor's per-frame pixel bounds
+    (or ``size``: ``{"shortest_edge": ..., "longest_edge": ...}``). With ``use_audio`` each clip's own
+    audio track is interleaved into its video placeholder (5.23: ``load_audio_from_video=True`` with
+    ``audio=[...]`` and ``audio_from_video_indices``); then call
     ``thinker(**inputs, use_audio_in_video=True)`` — the flag is not part of the returned dict.
     The processor takes one fps per call, so clips sampled at different rates are processed one by
-    one and collated here (``per_sample=True`` forces that path). ``size`` overrides the per-frame
-    pixel bounds (``{"shortest_edge": ..., "longest_edge": ...}``); by default the processor's own.
+    one and collated with ``omnisift.evaluation.inputs.collate`` (``per_sample=True`` forces that path).
     """
-    clip_list = [videos] if isinstance(videos, (str, Path, DecodedClip)) else list(videos)
+    clip_list = [videos] if isinstance(videos, (str, Path, Media)) else list(videos)
     prompts = [prompt] * len(clip_list) if isinstance(prompt, str) else list(prompt)
     if not clip_list:
         raise ValueError("no videos given")
@@ -667,10 +545,20 @@ def processor_inputs(
         raise ValueError(f"{len(clip_list)} videos but {len(prompts)} prompts")
 
     sample_rate = int(processor.feature_extractor.sampling_rate)
+    bounds = size or getattr(processor, "videos_kwargs", {}).get("size") or processor.video_processor.size
     clips = [
         clip
-        if isinstance(clip, DecodedClip)
-        else decode_clip(clip, fps=fps, max_frames=max_frames, min_frames=min_frames, sample_rate=sample_rate)
+        if isinstance(clip, Media)
+        else load(
+            clip,
+            fps=fps,
+            max_frames=max_frames,
+            min_frames=min_frames,
+            min_pixels=bounds["shortest_edge"],
+            max_pixels=bounds["longest_edge"],
+            audio=use_audio,
+            audio_window_s=None,
+        )
         for clip in clip_list
     ]
     if use_audio:
@@ -679,9 +567,9 @@ def processor_inputs(
                 raise ValueError(
                     f"clip {i} has no audio track; use_audio_in_video needs audio for every video of the batch"
                 )
-            if clip.sample_rate != sample_rate:
+            if clip.audio_rate != sample_rate:
                 raise ValueError(
-                    f"clip {i} audio is at {clip.sample_rate} Hz, the processor expects {sample_rate}"
+                    f"clip {i} audio is at {clip.audio_rate} Hz, the processor expects {sample_rate}"
                 )
             limit = processor.feature_extractor.n_samples
             if clip.audio.size > limit:
@@ -722,29 +610,10 @@ def processor_inputs(
     if len(rates) == 1 and not per_sample:
         out = run(list(range(len(clips))))
     else:
-        out = _collate([run([i]) for i in range(len(clips))], pad_id=processor.tokenizer.pad_token_id)
+        from ...evaluation.inputs import collate
+
+        parts = [{**run([i]), "use_audio_in_video": use_audio} for i in range(len(clips))]
+        out = BatchFeature(collate(parts, pad_id=processor.tokenizer.pad_token_id))
+        out.pop("use_audio_in_video")
     out["video_second_per_grid"] = torch.as_tensor(out["video_second_per_grid"], dtype=torch.float32)
     return out
-
-
-def _collate(parts: list[BatchFeature], pad_id: int) -> BatchFeature:
-    """Concatenate single-sample processor outputs into one batch, left padding the text."""
-    length = max(p["input_ids"].shape[1] for p in parts)
-    input_ids, attention_mask = [], []
-    for p in parts:
-        pad = length - p["input_ids"].shape[1]
-        input_ids.append(torch.nn.functional.pad(p["input_ids"], (pad, 0), value=pad_id))
-        attention_mask.append(torch.nn.functional.pad(p["attention_mask"], (pad, 0), value=0))
-    data: dict[str, Any] = {"input_ids": torch.cat(input_ids), "attention_mask": torch.cat(attention_mask)}
-    for key in parts[0].keys():
-        if key in data:
-            continue
-        values = [p[key] for p in parts]
-        if torch.is_tensor(values[0]):
-            if key in ("input_features", "feature_attention_mask"):
-                width = max(v.shape[-1] for v in values)
-                values = [torch.nn.functional.pad(v, (0, width - v.shape[-1])) for v in values]
-            data[key] = torch.cat(values)
-        else:
-            data[key] = [x for v in values for x in v]
-    return BatchFeature(data)

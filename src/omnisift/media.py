@@ -1,0 +1,405 @@
+"""The one media pipeline: a video file -> sampled, resized frames and its audio track, as the model sees it.
+
+Evaluation, training, the demo and the test fixtures all call `load`, so a clip is sampled the same way
+everywhere. The protocol is the published evaluation's (qwen-omni-utils 0.0.9 with decord, called with at
+most 256 frames and 256*28*28 pixels a frame, the audio track on), with three deliberate differences:
+
+- the rate handed to the processor is the one the chosen frames really have, so each temporal grid is
+  placed at its frame's true time (the published reader declares 2 fps; on long clips its positions are
+  off by minutes);
+- stereo and 5.1 are averaged to mono (librosa's rule, which the published audio loader uses), never summed
+  over sqrt(2) as PyAV's mono resampler would;
+- audio past the processor's window (300 s) is cut here and reported (`audio_seconds_dropped`, one warning)
+  instead of being dropped without notice.
+
+Which frames: the published indices `round(linspace(0, N - 1, n))` over the whole clip, last frame
+included, where N is the number of frames and n is qwen-omni-utils' count (`fps` frames a second, at
+least `min_frames`, at most `max_frames` and N, rounded down to an even number). Variable frame rate
+files take, for each of the n evenly spaced instants, the frame nearest in time, so positions stay true.
+
+Threads (decided, not inherited): decoding and resizing do not overlap. FFmpeg's decoder threads
+(`threads`, default: one per core) decode every frame; the wanted frames are then resized by torch as
+contiguous uint8 batches with torch's current thread count. A process that decodes while a model runs
+(the prefetch workers of evaluation and training) calls `configure_worker_threads` first, which gives
+torch one thread there and the decoder `cores // workers`, so the workers and the model do not
+oversubscribe the machine.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "AUDIO_RATE",
+    "AUDIO_WINDOW_S",
+    "Media",
+    "MediaError",
+    "SamplingConfig",
+    "configure_worker_threads",
+    "frame_count",
+    "frame_size",
+    "load",
+]
+
+logger = logging.getLogger(__name__)
+
+AUDIO_RATE = 16000  # Whisper's rate: what every Qwen-Omni feature extractor expects
+AUDIO_WINDOW_S = 300.0  # the Qwen2.5-Omni processor keeps 4.8 M samples of audio
+FACTOR = 28  # patch 14 x spatial merge 2: frame sides are multiples of this
+FRAME_FACTOR = 2  # temporal patch: frames go to the vision encoder in pairs
+DEFAULT_MAX_PIXELS = 256 * 28 * 28
+DEFAULT_MIN_PIXELS = 128 * 28 * 28
+TOTAL_PIXELS = 128000 * 28 * 28 * 0.9  # qwen-omni-utils' whole-video pixel budget
+FRAME_MAX_PIXELS = 768 * 28 * 28  # qwen-omni-utils' per-frame ceiling before the caller's cap
+_RESIZE_BATCH = 16  # frames resized together: bounds memory at full resolution (16 x 1080p = 100 MB)
+_SEEK_MIN_FRAMES = 24  # skip ahead by seeking only when it saves at least this many decoded frames
+_warned_dropped = False
+
+
+class MediaError(RuntimeError):
+    """A media file that cannot be used; the message names the file and the reason."""
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """The arguments of `load`, as one value (evaluation and training protocols carry one)."""
+
+    fps: float = 2.0
+    max_frames: int = 256
+    min_frames: int = 4
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    min_pixels: int = DEFAULT_MIN_PIXELS
+    audio_window_s: float | None = AUDIO_WINDOW_S
+
+    def load(self, path: str | Path, *, audio: bool = True, threads: int | None = None) -> Media:
+        return load(
+            path,
+            max_frames=self.max_frames,
+            max_pixels=self.max_pixels,
+            fps=self.fps,
+            audio=audio,
+            min_frames=self.min_frames,
+            min_pixels=self.min_pixels,
+            audio_window_s=self.audio_window_s,
+            threads=threads,
+        )
+
+
+@dataclass
+class Media:
+    """What `load` returns.
+
+    `frames`: uint8 [T, 3, H, W], contiguous. `timestamps`: seconds of each frame from the video's first
+    frame. `indices`: the source frames taken (presentation order). `fps`: the rate handed to the
+    processor, (T - 1) / (last - first timestamp), so grid g (frames 2g, 2g+1) is placed at its frame's
+    true time. `audio`: 16 kHz mono float32 (channels averaged), None without an audio track, at most
+    the audio window long. `duration`: seconds of video. `audio_seconds_dropped`: audio past the window.
+    """
+
+    path: Path
+    frames: torch.Tensor
+    timestamps: np.ndarray
+    indices: np.ndarray
+    fps: float
+    duration: float
+    source_fps: float
+    source_frames: int
+    audio: np.ndarray | None
+    audio_seconds_dropped: float = 0.0
+    audio_rate: int = AUDIO_RATE
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.frames.shape[0])
+
+    @property
+    def audio_seconds(self) -> float:
+        """Seconds of audio kept (what reaches the model)."""
+        return 0.0 if self.audio is None else self.audio.size / self.audio_rate
+
+
+def configure_worker_threads(workers: int) -> int:
+    """Thread split for a process that decodes beside a running model: torch gets 1 thread, the decoder
+    `cores // workers` (at least 1). Returns the decoder thread count to pass to `load`."""
+    torch.set_num_threads(1)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // max(1, workers))
+
+
+def frame_count(
+    total_frames: int, source_fps: float, *, fps: float = 2.0, min_frames: int = 4, max_frames: int = 256
+) -> int:
+    """qwen-omni-utils' frame count n: `fps` a second of a clip of total_frames / source_fps seconds,
+    within [ceil2(min_frames), floor2(max_frames)] and at most the clip's frames, rounded down to even."""
+    low = math.ceil(min_frames / FRAME_FACTOR) * FRAME_FACTOR
+    high = math.floor(max_frames / FRAME_FACTOR) * FRAME_FACTOR
+    wanted = total_frames / source_fps * fps
+    count = math.floor(min(max(wanted, low), high, total_frames) / FRAME_FACTOR) * FRAME_FACTOR
+    if count < FRAME_FACTOR:
+        raise MediaError(f"{total_frames} frames is too short a video: at least {FRAME_FACTOR} are needed")
+    return count
+
+
+def frame_size(
+    height: int,
+    width: int,
+    num_frames: int,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    min_pixels: int = DEFAULT_MIN_PIXELS,
+) -> tuple[int, int]:
+    """Resized (height, width), qwen-vl-utils' smart_resize: multiples of 28, aspect kept, pixels within
+    [min_pixels, cap] where cap = min(max_pixels, max(min(768*28*28, total / n * 2), 1.05 * min_pixels))."""
+    cap = max(min(FRAME_MAX_PIXELS, TOTAL_PIXELS / num_frames * FRAME_FACTOR), int(min_pixels * 1.05))
+    cap = min(max_pixels, cap)
+    if max(height, width) / max(min(height, width), 1) > 200:
+        raise MediaError(f"aspect ratio of {width}x{height} is above 200")
+    h_bar = max(FACTOR, round(height / FACTOR) * FACTOR)
+    w_bar = max(FACTOR, round(width / FACTOR) * FACTOR)
+    if h_bar * w_bar > cap:
+        beta = math.sqrt(height * width / cap)
+        h_bar = max(FACTOR, math.floor(height / beta / FACTOR) * FACTOR)
+        w_bar = max(FACTOR, math.floor(width / beta / FACTOR) * FACTOR)
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h_bar = math.ceil(height * beta / FACTOR) * FACTOR
+        w_bar = math.ceil(width * beta / FACTOR) * FACTOR
+    return h_bar, w_bar
+
+
+@dataclass
+class _Index:
+    """The video stream's frames from its packets (no decoding): presentation times and keyframes."""
+
+    pts: np.ndarray  # sorted presentation timestamps, in time_base units
+    keyframes: np.ndarray  # sorted pts of keyframe packets
+    time_base: Fraction
+    rate: float  # frames a second (the stream's average rate, as decord reports it)
+
+
+def _scan(container: Any, stream: Any, path: Path) -> _Index:
+    pts, keys = [], []
+    for packet in container.demux(stream):
+        stamp = packet.pts if packet.pts is not None else packet.dts
+        if stamp is None:
+            if packet.size:
+                raise MediaError(f"{path}: video packets without timestamps; remux the file (ffmpeg -c copy)")
+            continue
+        pts.append(stamp)
+        if packet.is_keyframe:
+            keys.append(stamp)
+    if not pts:
+        raise MediaError(f"{path}: the video stream has no frames")
+    order = np.unique(np.asarray(pts, dtype=np.int64))
+    time_base = stream.time_base or Fraction(1, 90000)
+    rate = float(stream.average_rate) if stream.average_rate else 0.0
+    if rate <= 0:
+        span = float((order[-1] - order[0]) * time_base)
+        rate = (order.size - 1) / span if span > 0 else 1.0
+    return _Index(order, np.unique(np.asarray(keys, dtype=np.int64)), time_base, rate)
+
+
+def _choose(index: _Index, count: int) -> np.ndarray:
+    """Positions (into index.pts) of the frames to keep: the published indices on a constant frame
+    rate; on a variable one, the frame nearest each of `count` evenly spaced instants."""
+    total = index.pts.size
+    published = torch.linspace(0, total - 1, count).round().long().numpy()
+    steps = np.diff(index.pts)
+    if steps.size == 0 or np.abs(steps - np.median(steps)).max() <= 0.1 * np.median(steps):
+        return published
+    targets = np.linspace(float(index.pts[0]), float(index.pts[-1]), count)
+    right = np.clip(np.searchsorted(index.pts, targets), 1, total - 1)
+    left = right - 1
+    nearer_left = targets - index.pts[left] <= index.pts[right] - targets
+    return np.where(nearer_left, left, right)
+
+
+def _decode_frames(
+    container: Any, stream: Any, index: _Index, chosen: np.ndarray, size: tuple[int, int], path: Path
+) -> torch.Tensor:
+    """Decode the chosen frames (seeking over whole GOPs that hold none) and resize them in batches."""
+    wanted = index.pts[chosen]
+    order = np.unique(wanted)  # decode each distinct frame once, in presentation order
+    out = torch.empty((len(chosen), 3, *size), dtype=torch.uint8)
+    slots = {int(p): np.flatnonzero(wanted == p) for p in order}
+    position = {int(p): i for i, p in enumerate(index.pts)}
+    pending: list[tuple[int, np.ndarray]] = []
+
+    def flush() -> None:
+        batch = torch.from_numpy(np.stack([image for _, image in pending])).permute(0, 3, 1, 2).contiguous()
+        if tuple(batch.shape[2:]) != size:
+            from torchvision.transforms.v2 import functional as tvf
+
+            batch = tvf.resize(batch, list(size), interpolation=tvf.InterpolationMode.BICUBIC, antialias=True)
+        for (stamp, _), frame in zip(pending, batch, strict=True):
+            out[torch.from_numpy(slots[stamp])] = frame
+        pending.clear()
+
+    frames = container.decode(stream)
+    last = None  # pts of the last decoded frame
+    for target in order.tolist():
+        key = (
+            index.keyframes[np.searchsorted(index.keyframes, target, side="right") - 1]
+            if index.keyframes.size
+            else None
+        )
+        if (
+            key is not None
+            and (last is None or key > last)
+            and position[int(target)] - (0 if last is None else position.get(last, 0)) >= _SEEK_MIN_FRAMES
+        ):
+            container.seek(int(key), stream=stream, backward=True)
+            frames = container.decode(stream)
+        found = None
+        for frame in frames:
+            if frame.pts is None:
+                continue
+            last = int(frame.pts)
+            if last >= target:
+                found = frame
+                break
+        if found is None:
+            raise MediaError(
+                f"{path}: decoding stopped before the frame at {float(target * index.time_base):.3f} s"
+            )
+        pending.append((int(target), found.to_ndarray(format="rgb24")))
+        if len(pending) >= _RESIZE_BATCH:
+            flush()
+    if pending:
+        flush()
+    return out
+
+
+def _default_audio_stream(container: Any) -> Any | None:
+    import av
+
+    streams = list(container.streams.audio)
+    default = [s for s in streams if s.disposition & av.stream.Disposition.default]
+    return (default or streams or [None])[0]
+
+
+def _decode_audio(container: Any, stream: Any, window_s: float | None) -> tuple[np.ndarray, float]:
+    """The stream at 16 kHz, channels averaged, cut at the window; returns (audio, seconds dropped)."""
+    import av
+
+    resampler = av.AudioResampler(format="fltp", rate=AUDIO_RATE)  # keeps the channel layout
+    limit = None if window_s is None else int(round(window_s * AUDIO_RATE))
+    pieces: list[np.ndarray] = []
+    kept = 0
+    packets = container.demux(stream)
+    for packet in packets:
+        for frame in packet.decode():
+            frame.pts = None  # let the resampler count samples (container gaps and jumps ignored)
+            for out in resampler.resample(frame):
+                piece = out.to_ndarray().mean(axis=0, dtype=np.float32)
+                pieces.append(piece)
+                kept += piece.size
+        if limit is not None and kept >= limit:
+            break
+    else:
+        for out in resampler.resample(None):
+            pieces.append(out.to_ndarray().mean(axis=0, dtype=np.float32))
+    audio = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
+    total_s = None
+    if stream.duration and stream.time_base:
+        total_s = float(stream.duration * stream.time_base)
+        # AAC decodes whole frames: drop the encoder's padding past the stated duration
+        audio = audio[: int(round(total_s * AUDIO_RATE))]
+    if limit is not None and audio.size > limit:
+        audio = audio[:limit]
+    if total_s is None:  # no duration in the header: add up the packets not decoded
+        rest = sum(float(p.duration * stream.time_base) for p in packets if p.duration)
+        total_s = kept / AUDIO_RATE + rest
+    dropped = max(0.0, total_s - audio.size / AUDIO_RATE) if limit is not None and kept >= limit else 0.0
+    return np.ascontiguousarray(audio, dtype=np.float32), dropped
+
+
+def load(
+    path: str | Path,
+    *,
+    max_frames: int = 256,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    fps: float = 2.0,
+    audio: bool = True,
+    min_frames: int = 4,
+    min_pixels: int = DEFAULT_MIN_PIXELS,
+    audio_window_s: float | None = AUDIO_WINDOW_S,
+    threads: int | None = None,
+) -> Media:
+    """Decode a video file into the frames and audio the model is given (see the module docstring).
+
+    `max_frames`, `max_pixels` (per frame), `fps`, `min_frames` and `min_pixels` follow qwen-omni-utils;
+    `audio=False` skips the audio track; `audio_window_s` is the processor's audio window (None keeps
+    all audio); `threads` is FFmpeg's decoder thread count (None: one per core). Raises `MediaError`
+    naming the file for anything unreadable.
+    """
+    import av
+
+    global _warned_dropped
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError(f"{path}: file not found")
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise MediaError(f"{path}: no video stream")
+            stream = container.streams.video[0]
+            index = _scan(container, stream, path)
+            count = frame_count(
+                index.pts.size, index.rate, fps=fps, min_frames=min_frames, max_frames=max_frames
+            )
+            height, width = stream.codec_context.height, stream.codec_context.width
+            if not height or not width:
+                raise MediaError(f"{path}: the video stream has no frame size")
+            size = frame_size(height, width, count, max_pixels=max_pixels, min_pixels=min_pixels)
+            chosen = _choose(index, count)
+            container.seek(int(index.pts[0]), stream=stream, backward=True)
+            stream.thread_type = "AUTO"
+            stream.codec_context.thread_count = 0 if threads is None else threads
+            frames = _decode_frames(container, stream, index, chosen, size, path)
+            track, dropped = None, 0.0
+            audio_stream = _default_audio_stream(container) if audio else None
+            if audio_stream is not None:
+                container.seek(0)
+                track, dropped = _decode_audio(container, audio_stream, audio_window_s)
+    except MediaError:
+        raise
+    except (av.error.FFmpegError, ValueError, OSError, StopIteration) as exc:
+        raise MediaError(
+            f"{path}: unreadable video ({type(exc).__name__}: {exc}); check or re-encode the file"
+        ) from exc
+    stamps = (index.pts[chosen] - index.pts[0]).astype(np.float64) * float(index.time_base)
+    span = stamps[-1] - stamps[0]
+    duration = float((index.pts[-1] - index.pts[0]) * index.time_base) + 1.0 / index.rate
+    rate = (count - 1) / span if span > 0 else count / duration
+    if dropped > 0 and not _warned_dropped:
+        _warned_dropped = True
+        logger.warning(
+            "%s: %.1f s of audio past the processor's %.0f s window are dropped (reported per sample as "
+            "audio_seconds_dropped; this warning is shown once)",
+            path,
+            dropped,
+            audio_window_s,
+        )
+    logger.debug("%s: %d of %d frames at %.4f fps, size %s", path, count, index.pts.size, rate, size)
+    return Media(
+        path=path,
+        frames=frames,
+        timestamps=stamps,
+        indices=np.asarray(chosen, dtype=np.int64),
+        fps=rate,
+        duration=duration,
+        source_fps=index.rate,
+        source_frames=int(index.pts.size),
+        audio=track,
+        audio_seconds_dropped=dropped,
+    )

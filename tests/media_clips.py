@@ -1,0 +1,117 @@
+"""Generated clips whose frames say which source frame they are (for the media tests and benchmark).
+
+Each frame is gray, split into `DIGITS` horizontal bands; band k's level encodes base-16 digit k of the
+frame's index, with 15 levels between digits, so the index survives H.264 and any resize.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+DIGITS = 4  # up to 65,536 frames: 400 s at 60 fps fits
+RATE = 16000
+
+
+def frame_image(index: int, height: int, width: int) -> np.ndarray:
+    image = np.empty((height, width, 3), dtype=np.uint8)
+    bounds = np.linspace(0, height, DIGITS + 1).astype(int)
+    for k in range(DIGITS):
+        digit = (index >> (4 * k)) & 15
+        image[bounds[k] : bounds[k + 1]] = 16 + 15 * digit
+    return image
+
+
+def read_indices(frames) -> np.ndarray:
+    """Source indices written into frames (uint8 [T, 3, H, W] tensor or array)."""
+    array = np.asarray(frames, dtype=np.float64)
+    height = array.shape[2]
+    bounds = np.linspace(0, height, DIGITS + 1)
+    index = np.zeros(array.shape[0], dtype=np.int64)
+    for k in range(DIGITS):
+        lo, hi = bounds[k], bounds[k + 1]
+        margin = (hi - lo) / 4
+        band = array[:, :, int(lo + margin) : int(hi - margin), :].mean(axis=(1, 2, 3))
+        index += np.clip(np.round((band - 16) / 15), 0, 15).astype(np.int64) << (4 * k)
+    return index
+
+
+def channel_signal(channel: int, samples: int, rate: int = RATE) -> np.ndarray:
+    """A distinct tone per channel (different pitch and level)."""
+    t = np.arange(samples) / rate
+    return ((0.1 + 0.05 * channel) * np.sin(2 * np.pi * (220 + 110 * channel) * t)).astype(np.float32)
+
+
+def write_clip(
+    path: str | Path,
+    seconds: float,
+    fps: float = 25.0,
+    size: tuple[int, int] = (64, 64),
+    *,
+    audio_layouts: Sequence[str] = ("stereo",),
+    default_audio: int | None = None,
+    audio_codec: str = "pcm_s16le",
+    audio_rate: int = RATE,
+    frame_times: Sequence[float] | None = None,
+    start_s: float = 0.0,
+    gop: int | None = None,
+) -> Path:
+    """Write a clip (container from the suffix: .mkv for PCM audio, .mp4 for AAC, .ts without durations).
+
+    `frame_times` (seconds) replaces the constant rate (variable frame rate); `start_s` shifts the video
+    stream's first timestamp; `audio_layouts` gives one audio stream per entry ("mono", "stereo", "5.1"),
+    `default_audio` marks one of them as the default stream.
+    """
+    import av
+
+    path = Path(path)
+    height, width = size
+    times = np.arange(int(round(seconds * fps))) / fps if frame_times is None else np.asarray(frame_times)
+    tick = Fraction(1, 1000) if frame_times is not None else 1 / Fraction(fps).limit_denominator(1000)
+    with av.open(str(path), mode="w") as container:
+        video = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
+        video.options = {"preset": "ultrafast", "crf": "10", **({"g": str(gop)} if gop else {})}
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.codec_context.time_base = tick
+        audios = []
+        for k, layout in enumerate(audio_layouts):
+            stream = container.add_stream(audio_codec, rate=audio_rate, layout=layout)
+            if default_audio is not None:
+                stream.disposition = av.stream.Disposition.default if k == default_audio else 0
+            audios.append(stream)
+        offset = int(round(start_s / tick))
+        for i, t in enumerate(times):
+            frame = av.VideoFrame.from_ndarray(frame_image(i, height, width), format="rgb24")
+            frame.pts = offset + int(round(t / tick))
+            frame.time_base = tick
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+        total = int(round(seconds * audio_rate))
+        for k, (stream, layout) in enumerate(zip(audios, audio_layouts, strict=True)):
+            channels = av.AudioLayout(layout).nb_channels
+            signal = np.stack([channel_signal(c + 3 * k, total, audio_rate) for c in range(channels)])
+            step = stream.codec_context.frame_size or 1024
+            fmt = "s16p" if audio_codec.startswith("pcm") else "fltp"
+            for start in range(0, total, step):
+                chunk = signal[:, start : start + step]
+                if fmt == "s16p":
+                    chunk = np.round(chunk * 32767).astype(np.int16)
+                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format=fmt, layout=layout)
+                frame.sample_rate = audio_rate
+                frame.pts = start
+                frame.time_base = Fraction(1, audio_rate)
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode(None))
+    return path
+
+
+def written_audio(layout: str, seconds: float, stream: int = 0, rate: int = RATE) -> np.ndarray:
+    """The channels `write_clip` writes for audio stream `stream` (float, [channels, samples])."""
+    import av
+
+    channels = av.AudioLayout(layout).nb_channels
+    total = int(round(seconds * rate))
+    return np.stack([channel_signal(c + 3 * stream, total, rate) for c in range(channels)])
