@@ -175,9 +175,12 @@ def identity_of(config: EvalConfig, protocol: Protocol) -> dict[str, Any]:
     identity["model"] = TINY if config.model == TINY else str(Path(config.model).resolve())
     identity["protocol"] = describe(protocol)
     identity["questions_sha256"] = file_sha256(_question_file(config.questions))
+    if config.selector and Path(config.selector).is_file():  # a retrained selector at the same path
+        identity["selector"] = str(Path(config.selector).resolve())
+        identity["selector_sha256"] = file_sha256(Path(config.selector))
     if config.method in NO_COMPRESSION:  # budget settings do nothing without compression
         identity["method"] = "none"
-        for key in ("video_drop", "audio_drop", "retain", "selector"):
+        for key in ("video_drop", "audio_drop", "retain", "selector", "selector_sha256"):
             identity.pop(key, None)
     return identity
 

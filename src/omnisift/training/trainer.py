@@ -1,21 +1,25 @@
 """Train the OmniSIFT selector (and, with the `full` recipe, the LLM) on answer-token loss.
 
 Built on established parts: `accelerate` (data parallel, DeepSpeed ZeRO-3, mixed precision, gradient
-accumulation, checkpoint state), torch `AdamW`, transformers' `get_cosine_schedule_with_warmup`
+accumulation), torch `AdamW`, transformers' `get_cosine_schedule_with_warmup`
 (warm-up 5 % by default), tqdm. One optimizer step = `grad_accum` micro-batches of `batch_size` per process.
 
 Output folder layout:
 - `train_config.json`, `train_log.jsonl` (one record per optimizer step: loss, retained fraction, lr, time)
-- `checkpoints/step-NNNNNNN/`: `accelerate` state (trainable weights, optimizer, scheduler, RNG, step)
-  plus `selector.safetensors`; `trainer_state.json` is written last and marks the folder complete.
+- `checkpoints/step-NNNNNNN/`: trainable weights, optimizer, scheduler and every process's RNG state in
+  safetensors + JSON (`state.py`; nothing is ever unpickled) plus `selector.safetensors`;
+  `trainer_state.json` (step, settings, file sizes) is written last and marks the folder complete.
 - `selector.safetensors`: the final selector under the published `thinker.compressor.*` key names
   (loads with `load_selector` and `CompressionConfig(selector=...)`).
 - `final/` (full recipe only): the fine-tuned model (`save_pretrained`) with the selector keys added, the
   layout of the released OmniSIFT checkpoint (loads with `omnisift.load_pretrained`).
 
-`resume=True` continues from the newest complete checkpoint: weights, optimizer, scheduler, RNG and
-step are restored and the data stream skips the batches already consumed, so the run goes on exactly as
-if it had not stopped.
+`resume=True` continues from the newest checkpoint that reads back whole (a broken one is skipped for
+the previous, with a warning): weights, optimizer, scheduler, RNG and step are restored and the data
+stream skips the batches already consumed, so the run goes on exactly as if it had not stopped. Changed
+settings are refused unless `allow_changed_settings`, and then applied and listed in
+`train_config.json`. A new run refuses a non-empty `out` unless `overwrite`. An unreadable video is
+replaced by the next sample and counted; more than `max_bad_samples` stops the run.
 """
 
 from __future__ import annotations
