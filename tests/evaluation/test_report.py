@@ -173,7 +173,6 @@ def test_judge_key_goes_to_https_or_where_named_and_is_never_logged(
     question_files, media_root, tmp_path, scripted, judge_server, monkeypatch, caplog, capsys
 ):
     from omnisift.evaluation.cli import main
-    from omnisift.evaluation.judge import judge_api_key
 
     _run("video_salmonn", question_files, media_root, tmp_path, scripted)
     url, seen = judge_server  # plain http
@@ -193,6 +192,8 @@ def test_judge_key_goes_to_https_or_where_named_and_is_never_logged(
     ]
     assert main(argv) == 0
     assert seen[-1][1] == "Bearer sk-named-secret"
+    from omnisift.evaluation.judge import judge_api_key
+
     assert judge_api_key("https://judge.example/v1", None) == "sk-default-secret"
     printed = capsys.readouterr()
     everything = (
