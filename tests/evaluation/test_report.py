@@ -168,3 +168,36 @@ def test_report_table_and_figure(question_files, media_root, tmp_path, scripted)
 def test_report_on_empty_folder_says_what_to_do(tmp_path):
     with pytest.raises(FileNotFoundError, match="omnisift eval"):
         write_report(tmp_path)
+
+
+def test_judge_key_goes_to_https_or_where_named_and_is_never_logged(
+    question_files, media_root, tmp_path, scripted, judge_server, monkeypatch, caplog, capsys
+):
+    from omnisift.evaluation.cli import main
+
+    _run("video_salmonn", question_files, media_root, tmp_path, scripted)
+    url, seen = judge_server  # plain http
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-default-secret")
+    assert main(["report", str(tmp_path), "--judge-url", url, "--judge-model", "j1", "--no-details"]) == 0
+    assert seen and all(auth is None for _, auth, _ in seen)
+    monkeypatch.setenv("MY_JUDGE_KEY", "sk-named-secret")
+    argv = [
+        "report",
+        str(tmp_path),
+        "--judge-url",
+        url,
+        "--judge-model",
+        "j2",
+        "--judge-key-env",
+        "MY_JUDGE_KEY",
+    ]
+    assert main(argv) == 0
+    assert seen[-1][1] == "Bearer sk-named-secret"
+    from omnisift.evaluation.judge import judge_api_key
+
+    assert judge_api_key("https://judge.example/v1", None) == "sk-default-secret"
+    printed = capsys.readouterr()
+    everything = (
+        caplog.text + printed.out + printed.err + "".join(p.read_text() for p in tmp_path.rglob("*.json*"))
+    )
+    assert "secret" not in everything

@@ -74,7 +74,7 @@ def test_rerun_skips_finished_rows_and_survives_a_kill(question_files, media_roo
     fourth = run_eval(_config("worldsense", question_files, media_root, tmp_path), loaded=scripted)
     assert fourth.written == 1
     rows = merge_rows(read_rows(fourth.shard_file))
-    assert [r["id"] for r in rows] == [f"worldsense-{i:05d}" for i in range(6)]
+    assert [r["index"] for r in rows] == list(range(6)) and len({r["id"] for r in rows}) == 6
 
 
 def test_retry_errors_reruns_only_error_rows(question_files, media_root, tmp_path, scripted):

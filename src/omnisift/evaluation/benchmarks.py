@@ -6,6 +6,7 @@ Each benchmark ships its questions in a different JSONL layout; this module turn
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -18,10 +19,12 @@ __all__ = [
     "BENCHMARKS",
     "MissingMediaError",
     "Question",
+    "QuestionFileError",
     "check_media",
     "find_questions_file",
     "load_benchmark",
     "parse_options",
+    "resolve_media",
 ]
 
 logger = logging.getLogger(__name__)
@@ -135,6 +138,8 @@ def _parse_row(name: str, row: dict[str, Any]) -> tuple[str, str, dict[str, str]
     """(media path, prompt, options, answer, categories) for one raw row."""
     if name == "dailyomni":
         video_id = row["video_id"]
+        if not isinstance(video_id, str) or not video_id:
+            raise ValueError(f"video_id {video_id!r} is not a non-empty string")
         options = parse_options("\n".join(row["Choice"])) or parse_options(row["prompt"])
         categories = {
             "task": row.get("Type"),
@@ -166,11 +171,54 @@ def _parse_row(name: str, row: dict[str, Any]) -> tuple[str, str, dict[str, str]
     raise AssertionError(name)
 
 
+_OWN_ID_FIELDS = ("question_id", "qid", "id")
+
+
+class QuestionFileError(ValueError):
+    """A question file row that cannot be used (the message names the file and line)."""
+
+
+def _question_id(name: str, row: dict[str, Any], seen: dict[str, int]) -> str:
+    """The benchmark's own question id when the row has one, else a hash of the row's content.
+
+    Either way the id does not move when other lines of the file are edited, added or removed, so a
+    rerun never pairs an old answer with a different question. Identical rows get -2, -3, ...
+    """
+    own = next((row[k] for k in _OWN_ID_FIELDS if isinstance(row.get(k), (str, int)) and row[k] != ""), None)
+    if own is not None:
+        base = f"{name}-{own}"
+    else:
+        text = json.dumps(row, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
+        base = f"{name}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+    seen[base] = seen.get(base, 0) + 1
+    return base if seen[base] == 1 else f"{base}-{seen[base]}"
+
+
+def resolve_media(root: Path, media: Any, where: str) -> Path:
+    """`root / media`, refusing anything but a relative path without `..` (so it stays under `root`).
+
+    The check is on the text the question file gives: symlinks the user placed under the media root
+    (e.g. to a shared video store) keep working; a question file cannot point outside it.
+    """
+    if not isinstance(media, str) or not media.strip():
+        raise QuestionFileError(
+            f"{where}: the video path is {media!r}, not a non-empty string; fix or remove that line"
+        )
+    relative = Path(media)
+    if relative.is_absolute() or ".." in relative.parts:
+        raise QuestionFileError(
+            f"{where}: video path {media!r} is absolute or contains '..', which would leave --media-root "
+            f"{root}; question files may only name files under it"
+        )
+    return root / relative
+
+
 def load_benchmark(name: str, path: str | Path, media_root: str | Path | None = None) -> list[Question]:
     """Load a benchmark question file (or the folder holding `data.jsonl`) as `Question` records.
 
-    Media paths are resolved against `media_root` (default: the question file's folder). Ids are
-    "<benchmark>-<line number>" so they stay stable across runs for resuming.
+    Media paths are resolved against `media_root` (default: the question file's folder) and must stay
+    inside it. Ids are the benchmark's own question id, else a hash of the row (see `_question_id`).
+    Raises `QuestionFileError` naming the file and line of a row that cannot be used.
     """
     name = canonical_name(name)
     path = Path(path)
@@ -180,28 +228,42 @@ def load_benchmark(name: str, path: str | Path, media_root: str | Path | None = 
         raise FileNotFoundError(f"question file {path} not found; pass the benchmark's data.jsonl")
     root = Path(media_root) if media_root is not None else path.parent
     questions: list[Question] = []
+    seen: dict[str, int] = {}
     with path.open(encoding="utf-8") as handle:
         for index, line in enumerate(handle):
             if not line.strip():
                 continue
-            row = json.loads(line)
+            where = f"{path}:{index + 1}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise QuestionFileError(f"{where}: not valid JSON ({exc}); fix or remove that line") from exc
+            if not isinstance(row, dict):
+                raise QuestionFileError(
+                    f"{where}: a row must be a JSON object, got {type(row).__name__}; fix or remove that line"
+                )
             try:
                 media, prompt, options, answer, categories = _parse_row(name, row)
-            except (KeyError, ValueError) as exc:
-                raise ValueError(f"{path}:{index + 1}: cannot read a {name} row ({exc})") from exc
+            except (KeyError, ValueError, TypeError, AttributeError) as exc:
+                raise QuestionFileError(f"{where}: cannot read a {name} row ({exc!r})") from exc
+            for label, value in (("prompt", prompt), ("answer", answer)):
+                if not isinstance(value, str):
+                    raise QuestionFileError(
+                        f"{where}: the {label} is {value!r} ({type(value).__name__}), not text; "
+                        'write it as a string, e.g. "B"'
+                    )
+            media_path = resolve_media(root, media, where)
             if name not in OPEN_ENDED:
                 answer = answer.strip().upper()
                 if not options:
-                    raise ValueError(f"{path}:{index + 1}: no options found in the question")
+                    raise QuestionFileError(f"{where}: no options found in the question")
                 if answer not in options:
-                    raise ValueError(
-                        f"{path}:{index + 1}: answer {answer!r} is not an option {sorted(options)}"
-                    )
+                    raise QuestionFileError(f"{where}: answer {answer!r} is not an option {sorted(options)}")
             questions.append(
                 Question(
-                    id=f"{name}-{index:05d}",
+                    id=_question_id(name, row, seen),
                     benchmark=name,
-                    media=root / media,
+                    media=media_path,
                     prompt=prompt,
                     options=options,
                     answer=answer,
@@ -210,6 +272,8 @@ def load_benchmark(name: str, path: str | Path, media_root: str | Path | None = 
                     index=index,
                 )
             )
+    if not questions:
+        raise QuestionFileError(f"{path} holds no questions; pass the benchmark's data.jsonl")
     logger.info("loaded %d %s questions from %s", len(questions), name, path)
     return questions
 

@@ -115,7 +115,9 @@ def add_report_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     )
     p.add_argument("--judge-model", help="model name to send to the judge endpoint")
     p.add_argument(
-        "--judge-key-env", default="OPENAI_API_KEY", help="environment variable holding the judge API key"
+        "--judge-key-env",
+        help="environment variable holding the judge API key (default: OPENAI_API_KEY, sent to https URLs "
+        "only; naming it here sends it to --judge-url whatever its scheme)",
     )
     p.add_argument("--judge-workers", type=int, default=4)
     p.add_argument("--paper", action="store_true", help="also print the paper's Table 1 for comparison")
@@ -186,8 +188,6 @@ def run_eval_command(args: argparse.Namespace) -> int:
     from omnisift.evaluation.runner import run_eval
     from omnisift.evaluation.scoring import score_rows
 
-    if args.batch_size < 1:
-        return _fail("--batch-size must be at least 1")
     try:
         config = _eval_config(args)
         outcome = run_eval(config)
@@ -210,16 +210,18 @@ def run_eval_command(args: argparse.Namespace) -> int:
 
 
 def run_report_command(args: argparse.Namespace) -> int:
-    from omnisift.evaluation.judge import OpenAICompatibleJudge
+    from omnisift.evaluation.judge import OpenAICompatibleJudge, judge_api_key
     from omnisift.evaluation.report import write_report
 
     judge = None
     if args.judge_url:
         if not args.judge_model:
             return _fail("--judge-url needs --judge-model (the model name the endpoint serves)")
-        judge = OpenAICompatibleJudge(
-            args.judge_url, args.judge_model, api_key=os.environ.get(args.judge_key_env)
-        )
+        try:
+            api_key = judge_api_key(args.judge_url, args.judge_key_env)
+        except ValueError as exc:
+            return _fail(str(exc))
+        judge = OpenAICompatibleJudge(args.judge_url, args.judge_model, api_key=api_key)
     try:
         text, figure, _ = write_report(
             args.dir, judge=judge, figure=args.figure, details=not args.no_details, paper=args.paper

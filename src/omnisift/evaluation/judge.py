@@ -16,6 +16,7 @@ import os
 import re
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +31,7 @@ __all__ = [
     "JudgeError",
     "OpenAICompatibleJudge",
     "cached_verdicts",
+    "judge_api_key",
     "judge_rows",
     "load_verdicts",
     "parse_verdict",
@@ -98,6 +100,40 @@ def parse_verdict(text: str, reference_events: int) -> Verdict:
         hallucinated=min(max(hallucinated, 0), max(caption_events, 0)),
         caption_events=max(caption_events, 0),
     )
+
+
+DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+
+
+def judge_api_key(url: str, key_env: str | None) -> str | None:
+    """The API key to send to the judge at `url`, or None.
+
+    The default variable (OPENAI_API_KEY) goes to https URLs only: a key sent over plain http can be
+    read on the way, and an http judge is usually a local server that needs none. Naming a variable
+    explicitly (`--judge-key-env`) sends it to that URL whatever the scheme, and it must be set.
+    """
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    if scheme not in ("http", "https"):
+        raise ValueError(f"--judge-url {url!r} must start with https:// or http://")
+    if key_env is not None:
+        key = os.environ.get(key_env)
+        if not key:
+            raise ValueError(f"--judge-key-env {key_env}: that environment variable is not set")
+        if scheme != "https":
+            logger.warning(
+                "sending the API key from $%s over plain http (asked with --judge-key-env)", key_env
+            )
+        return key
+    key = os.environ.get(DEFAULT_KEY_ENV)
+    if key and scheme != "https":
+        logger.warning(
+            "not sending $%s to %s: plain http; pass --judge-key-env %s to send it anyway",
+            DEFAULT_KEY_ENV,
+            url,
+            DEFAULT_KEY_ENV,
+        )
+        return None
+    return key
 
 
 class OpenAICompatibleJudge:

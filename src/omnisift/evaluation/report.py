@@ -94,15 +94,31 @@ class RunReport:
         return after / before if before else None
 
 
-def collect_runs(root: str | Path, judge: Judge | None = None, judge_workers: int = 4) -> list[RunReport]:
-    """Every run under `root` (a results folder, a run folder or a benchmark folder)."""
+def collect_runs(
+    root: str | Path,
+    judge: Judge | None = None,
+    judge_workers: int = 4,
+    problems: list[str] | None = None,
+) -> list[RunReport]:
+    """Every run under `root` (a results folder, a run folder or a benchmark folder).
+
+    A benchmark folder that cannot be read (corrupt meta.json, a damaged shard file) is left out with a
+    warning, and its reason appended to `problems`: one broken run does not hide the others.
+    """
     root = Path(root)
     if not root.exists():
         raise FileNotFoundError(f"results folder {root} not found")
     runs: dict[Path, RunReport] = {}
     for meta_path in sorted(root.rglob("meta.json")):
         bench_dir = meta_path.parent
-        meta = read_meta(bench_dir) or {}
+        try:
+            meta = read_meta(bench_dir) or {}
+            rows = merge_rows(read_rows(bench_dir))
+        except (ValueError, OSError) as exc:
+            logger.warning("%s: left out of the report: %s", bench_dir, exc)
+            if problems is not None:
+                problems.append(str(exc))
+            continue
         benchmark = meta.get("benchmark", bench_dir.name)
         run_dir = bench_dir.parent
         run = runs.get(run_dir)
@@ -114,7 +130,6 @@ def collect_runs(root: str | Path, judge: Judge | None = None, judge_workers: in
             run.meta.get(k) != meta.get(k) for k in ("model", "method", "video_drop", "audio_drop", "retain")
         ):
             logger.warning("%s: benchmark folders of one run disagree on the configuration", run_dir)
-        rows = merge_rows(read_rows(bench_dir))
         if not rows:
             continue
         verdicts = None
@@ -303,14 +318,20 @@ def write_report(
 ) -> tuple[str, Path | None, list[RunReport]]:
     """Build the report text, write `report.md`, `report.json` and the figure under `root`."""
     root = Path(root)
-    runs = collect_runs(root, judge=judge)
+    problems: list[str] = []
+    runs = collect_runs(root, judge=judge, problems=problems)
     if not runs:
-        raise FileNotFoundError(f"no result rows under {root}; run `omnisift eval --out {root}` first")
+        reasons = "".join(f"\n  {p}" for p in problems)
+        raise FileNotFoundError(
+            f"no readable result rows under {root}; run `omnisift eval --out {root}` first{reasons}"
+        )
     text = format_table(runs)
     if paper:
         text += "\n\n" + format_paper_table()
     if details:
         text += "\n\n" + format_details(runs)
+    if problems:
+        text += "\n\nLeft out (could not be read):\n" + "\n".join(f"- {p}" for p in problems)
     (root / "report.md").write_text(text + "\n", encoding="utf-8")
     data = [
         {

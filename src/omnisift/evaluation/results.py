@@ -1,6 +1,6 @@
 """Result files: one JSONL row per question, flushed as each finishes, one file per shard.
 
-Layout: `<out>/<run>/<benchmark>/meta.json` (what produced the rows) and
+Layout: `<out>/<run>/<benchmark>/meta.json` (what produced the rows, see `run_identity`) and
 `<out>/<run>/<benchmark>/shard-<rank>-of-<world>.jsonl`. Every rank appends to its own file, so
 parallel ranks never share a file; a rerun reads every shard file of the benchmark to skip finished
 questions, whatever the number of shards was before. A killed run leaves at most one partial line,
@@ -17,7 +17,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from omnisift.evaluation.run_identity import RunMetaMismatch, read_meta
+
 __all__ = [
+    "ResultFileError",
     "ResultWriter",
     "RunMetaMismatch",
     "finished_ids",
@@ -25,18 +28,13 @@ __all__ = [
     "read_meta",
     "read_rows",
     "shard_path",
-    "write_meta",
 ]
 
 logger = logging.getLogger(__name__)
 
-META_FILE = "meta.json"
-# Meta fields that must agree for rows to belong to the same run.
-IDENTITY_KEYS = ("benchmark", "model", "method", "video_drop", "audio_drop", "retain", "selector", "protocol")
 
-
-class RunMetaMismatch(ValueError):
-    """A run folder already holds rows made with a different configuration."""
+class ResultFileError(ValueError):
+    """A result file holds a line that is JSON but not a result row (the message names file and line)."""
 
 
 def shard_path(bench_dir: Path, rank: int, world: int) -> Path:
@@ -47,44 +45,23 @@ def shard_files(bench_dir: Path) -> list[Path]:
     return sorted(Path(bench_dir).glob("shard-*.jsonl"))
 
 
-def write_meta(bench_dir: Path, meta: dict[str, Any]) -> None:
-    """Record the run's configuration; refuse to mix rows of a different configuration."""
-    bench_dir = Path(bench_dir)
-    bench_dir.mkdir(parents=True, exist_ok=True)
-    path = bench_dir / META_FILE
-    if path.is_file():
-        old = json.loads(path.read_text(encoding="utf-8"))
-        diff = {k: (old.get(k), meta.get(k)) for k in IDENTITY_KEYS if old.get(k) != meta.get(k)}
-        has_rows = any(p.stat().st_size > 0 for p in shard_files(bench_dir))
-        if diff and not has_rows:
-            logger.info("%s: replacing the configuration of a run that wrote no rows", bench_dir)
-        elif diff:
-            raise RunMetaMismatch(
-                f"{bench_dir} holds rows of another configuration ({diff}); "
-                "pass a different --out or --run-name, or delete that folder"
-            )
-        else:
-            return
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def read_meta(bench_dir: Path) -> dict[str, Any] | None:
-    path = Path(bench_dir) / META_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-
-
 def _iter_file(path: Path) -> Iterator[dict[str, Any]]:
     broken = 0
     with path.open(encoding="utf-8") as handle:
-        for line in handle:
+        for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             try:
-                yield json.loads(line)
+                row = json.loads(line)
             except json.JSONDecodeError:
                 broken += 1
+                continue
+            if not isinstance(row, dict) or not isinstance(row.get("id"), str):
+                raise ResultFileError(
+                    f"{path}:{number}: not a result row (a JSON object with a string 'id'); the file was edited "
+                    "or damaged: delete that line (its question is rerun) or the whole shard file"
+                )
+            yield row
     if broken:
         logger.warning("%s: skipped %d partial line(s) left by an interrupted run", path, broken)
 

@@ -37,14 +37,8 @@ from omnisift.evaluation.benchmarks import Question, canonical_name, check_media
 from omnisift.evaluation.choices import extract_choice
 from omnisift.evaluation.inputs import Protocol, collate, count_media_tokens, encode_sample
 from omnisift.evaluation.loading import NO_COMPRESSION, LoadedModel, is_tiny, load_model
-from omnisift.evaluation.results import (
-    ResultWriter,
-    finished_ids,
-    merge_rows,
-    read_rows,
-    shard_path,
-    write_meta,
-)
+from omnisift.evaluation.results import ResultWriter, finished_ids, merge_rows, read_rows, shard_path
+from omnisift.evaluation.run_identity import claim_run, describe, file_sha256
 from omnisift.media import Media, MediaError, configure_worker_threads
 from omnisift.models import adapter_for_tiny
 
@@ -84,6 +78,54 @@ class EvalConfig:
     processor: str | None = None
     workers: int = 2
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        check_config(self)
+
+
+# Settings that decide where rows go or how fast they come, never what an answer is. Every other
+# field (present or added later) is part of a run's identity.
+OPERATIONAL_FIELDS = frozenset(
+    {
+        "out",
+        "run_name",
+        "questions",
+        "batch_size",
+        "limit",
+        "skip_missing",
+        "shard",
+        "num_shards",
+        "retry_errors",
+        "device",
+        "workers",
+        "progress",
+    }
+)
+
+
+def check_config(config: EvalConfig) -> None:
+    """Refuse values that would silently run something else than asked, before any work starts."""
+    sampling = config.protocol.sampling
+    problems = []
+    if config.limit is not None and config.limit < 1:
+        problems.append(f"--limit must be at least 1 (got {config.limit}); leave it out for every question")
+    if config.batch_size < 1:
+        problems.append(f"--batch-size must be at least 1 (got {config.batch_size})")
+    if config.workers < 0:
+        problems.append(f"--workers must be 0 or more (got {config.workers})")
+    if not config.protocol.max_new_tokens >= 1:
+        problems.append(f"--max-new-tokens must be at least 1 (got {config.protocol.max_new_tokens})")
+    if not (sampling.fps > 0 and sampling.fps < float("inf")):
+        problems.append(f"--fps must be a positive number (got {sampling.fps})")
+    if not sampling.max_frames >= 1:
+        problems.append(f"--max-frames must be at least 1 (got {sampling.max_frames})")
+    if not 0 < sampling.min_pixels <= sampling.max_pixels:
+        problems.append(
+            f"pixel bounds must satisfy 0 < --min-pixels <= --max-pixels "
+            f"(got {sampling.min_pixels}, {sampling.max_pixels})"
+        )
+    if problems:
+        raise ValueError("; ".join(problems))
 
 
 @dataclass
@@ -129,7 +171,31 @@ def _effective_protocol(config: EvalConfig) -> Protocol:
     return replace(config.protocol, sampling=sampling)
 
 
+def identity_of(config: EvalConfig, protocol: Protocol) -> dict[str, Any]:
+    """Everything that can change an answer: the whole config minus `OPERATIONAL_FIELDS`, with the
+    effective protocol, the model folder resolved and the question file by content."""
+    identity = {k: v for k, v in describe(config).items() if k not in OPERATIONAL_FIELDS}
+    identity["benchmark"] = canonical_name(config.benchmark)
+    identity["model"] = config.model if is_tiny(config.model) else str(Path(config.model).resolve())
+    identity["protocol"] = describe(protocol)
+    identity["questions_sha256"] = file_sha256(_question_file(config.questions))
+    if config.selector and Path(config.selector).is_file():  # a retrained selector at the same path
+        identity["selector"] = str(Path(config.selector).resolve())
+        identity["selector_sha256"] = file_sha256(Path(config.selector))
+    if config.method in NO_COMPRESSION:  # budget settings do nothing without compression
+        identity["method"] = "none"
+        for key in ("video_drop", "audio_drop", "retain", "selector", "selector_sha256"):
+            identity.pop(key, None)
+    return identity
+
+
+def _question_file(path: Path) -> Path:
+    path = Path(path)
+    return path / "data.jsonl" if path.is_dir() else path
+
+
 def _meta(config: EvalConfig, protocol: Protocol) -> dict[str, Any]:
+    """What the report reads besides the identity (labels, versions, when)."""
     import transformers
 
     compressed = config.method not in NO_COMPRESSION
@@ -150,7 +216,7 @@ def _meta(config: EvalConfig, protocol: Protocol) -> dict[str, Any]:
         "seed": config.seed,
         "method_params": dict(config.method_params),
         "protocol": protocol.as_dict(),
-        "questions": str(config.questions),
+        "questions": str(_question_file(config.questions)),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "transformers": transformers.__version__,
         "torch": torch.__version__,
@@ -464,6 +530,7 @@ def run_eval(config: EvalConfig, loaded: LoadedModel | None = None) -> RunOutcom
     rank, world = resolve_shard(config.shard, config.num_shards)
     protocol = _effective_protocol(config)
     compression = _compression_config(config)  # validates method, budget and selector before any write
+    check_config(config)
     questions = load_benchmark(benchmark, config.questions, config.media_root)
     if config.limit is not None:
         questions = questions[: config.limit]
@@ -477,7 +544,7 @@ def run_eval(config: EvalConfig, loaded: LoadedModel | None = None) -> RunOutcom
         config.model, config.method, config.retain, config.video_drop, config.audio_drop
     )
     bench_dir = Path(config.out) / run_name / benchmark
-    write_meta(bench_dir, _meta(config, protocol))
+    claim_run(bench_dir, identity_of(config, protocol), _meta(config, protocol))
     done = finished_ids(bench_dir, retry_errors=config.retry_errors)
     todo = [q for q in mine if q.id not in done]
     mine_ids = {q.id for q in mine}

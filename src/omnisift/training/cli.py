@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -127,6 +128,20 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     run_group.add_argument("--keep-checkpoints", type=int, default=2, help="how many checkpoints to keep")
     run_group.add_argument("--log-every", type=int, default=10, help="log a line every N steps")
     run_group.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run_group.add_argument(
+        "--overwrite", action="store_true", help="replace the run already in --out (otherwise refused)"
+    )
+    run_group.add_argument(
+        "--allow-changed-settings",
+        action="store_true",
+        help="with --resume: apply settings that differ from the checkpoint's (recorded in train_config.json)",
+    )
+    run_group.add_argument(
+        "--max-bad-samples",
+        type=int,
+        default=10,
+        help="unreadable videos skipped (replaced by the next sample) before the run stops (default 10)",
+    )
     parser.set_defaults(func=run)
     return parser
 
@@ -165,14 +180,23 @@ def config_from_args(args: argparse.Namespace) -> Any:
         max_length=args.max_length,
         progress=not args.no_progress,
         stop_after=args.stop_after,
+        overwrite=args.overwrite,
+        allow_changed_settings=args.allow_changed_settings,
+        max_bad_samples=args.max_bad_samples,
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    from .trainer import train
+    from .data import DataError, MissingMediaError
+    from .state import CheckpointError
+    from .trainer import RunExistsError, train
 
-    config = config_from_args(args)
-    result = train(config)
+    try:
+        config = config_from_args(args)
+        result = train(config)
+    except (RunExistsError, MissingMediaError, CheckpointError, DataError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     last = result.records[-1] if result.records else None
     summary = f"step {result.step}/{config.steps}"
     if last is not None:

@@ -115,6 +115,11 @@ def load_examples(path: str | Path, media_root: str | Path | None = None) -> lis
             if media is None:
                 raise DataError(f"{where}: no video path (one of the fields {', '.join(MEDIA_FIELDS)})")
             prompt, answer = _turns(row, where)
+            if Path(media).is_absolute() or ".." in Path(media).parts:
+                raise DataError(
+                    f"{where}: video path {media!r} is absolute or contains '..', which would leave the media "
+                    f"root {root}; data files may only name files under it"
+                )
             examples.append(Example(media=root / media, prompt=prompt, answer=answer, line=number))
     if not examples:
         raise DataError(f"{path} holds no training rows")
@@ -189,7 +194,20 @@ class ConversationDataset(Dataset):
         return list(ids) + [self.end_id]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        example = self.examples[index]
+        """The labelled sample at `index`; an unreadable video is replaced by the next readable sample
+        (deterministically, so a resumed run sees the same data) and reported in `bad_samples`."""
+        bad: list[str] = []
+        for offset in range(len(self.examples)):
+            try:
+                out = self._encode(self.examples[(index + offset) % len(self.examples)])
+            except MediaError as exc:
+                bad.append(str(exc))
+                continue
+            out["bad_samples"] = bad
+            return out
+        raise MediaError(f"no video of the {len(self.examples)} training rows can be read, e.g. {bad[0]}")
+
+    def _encode(self, example: Example) -> dict[str, Any]:
         try:
             video = self.protocol.sampling.load(example.media, threads=self.threads)
         except MediaError as exc:
@@ -220,13 +238,18 @@ def worker_init(worker_id: int) -> None:
 
 
 def collate_examples(samples: list[dict[str, Any]], pad_id: int) -> dict[str, Any]:
-    """Left-padded batch (the evaluation collate) with labels padded by -100."""
+    """Left-padded batch (the evaluation collate) with labels padded by -100; `bad_samples` lists the
+    unreadable samples that were replaced (see `ConversationDataset`)."""
     labels = [s["labels"] for s in samples]
-    batch = collate([{k: v for k, v in s.items() if k != "labels"} for s in samples], pad_id=pad_id)
+    bad = [reason for s in samples for reason in s.get("bad_samples", ())]
+    batch = collate(
+        [{k: v for k, v in s.items() if k not in ("labels", "bad_samples")} for s in samples], pad_id=pad_id
+    )
     length = batch["input_ids"].shape[1]
     batch["labels"] = torch.cat(
         [torch.nn.functional.pad(lab, (length - lab.shape[1], 0), value=IGNORE_INDEX) for lab in labels]
     )
+    batch["bad_samples"] = bad
     return batch
 
 

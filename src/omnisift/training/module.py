@@ -108,7 +108,7 @@ class OmniSIFTTrainingModule(nn.Module):
 
     def _inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
         dtype = self._adapter.dtype
-        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        inputs = {k: v for k, v in batch.items() if k not in ("labels", "bad_samples")}
         for key in _FLOAT_INPUTS:
             value = inputs.get(key)
             if torch.is_tensor(value) and value.is_floating_point():

@@ -1,21 +1,25 @@
 """Train the OmniSIFT selector (and, with the `full` recipe, the LLM) on answer-token loss.
 
 Built on established parts: `accelerate` (data parallel, DeepSpeed ZeRO-3, mixed precision, gradient
-accumulation, checkpoint state), torch `AdamW`, transformers' `get_cosine_schedule_with_warmup`
+accumulation), torch `AdamW`, transformers' `get_cosine_schedule_with_warmup`
 (warm-up 5 % by default), tqdm. One optimizer step = `grad_accum` micro-batches of `batch_size` per process.
 
 Output folder layout:
 - `train_config.json`, `train_log.jsonl` (one record per optimizer step: loss, retained fraction, lr, time)
-- `checkpoints/step-NNNNNNN/`: `accelerate` state (trainable weights, optimizer, scheduler, RNG, step)
-  plus `selector.safetensors`; `trainer_state.json` is written last and marks the folder complete.
+- `checkpoints/step-NNNNNNN/`: trainable weights, optimizer, scheduler and every process's RNG state in
+  safetensors + JSON (`state.py`; nothing is ever unpickled) plus `selector.safetensors`;
+  `trainer_state.json` (step, settings, file sizes) is written last and marks the folder complete.
 - `selector.safetensors`: the final selector under the published `thinker.compressor.*` key names
   (loads with `load_selector` and `CompressionConfig(selector=...)`).
 - `final/` (full recipe only): the fine-tuned model (`save_pretrained`) with the selector keys added, the
   layout of the released OmniSIFT checkpoint (loads with `omnisift.load_pretrained`).
 
-`resume=True` continues from the newest complete checkpoint: weights, optimizer, scheduler, RNG and
-step are restored and the data stream skips the batches already consumed, so the run goes on exactly as
-if it had not stopped.
+`resume=True` continues from the newest checkpoint that reads back whole (a broken one is skipped for
+the previous, with a warning): weights, optimizer, scheduler, RNG and step are restored and the data
+stream skips the batches already consumed, so the run goes on exactly as if it had not stopped. Changed
+settings are refused unless `allow_changed_settings`, and then applied and listed in
+`train_config.json`. A new run refuses a non-empty `out` unless `overwrite`. An unreadable video is
+replaced by the next sample and counted; more than `max_bad_samples` stops the run.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from ..selector import (
 )
 from .data import (
     ConversationDataset,
+    DataError,
     StreamSampler,
     check_media,
     collate_examples,
@@ -54,6 +59,16 @@ from .data import (
     worker_init,
 )
 from .module import RECIPES, OmniSIFTTrainingModule, apply_recipe, trainable_parameters
+from .state import (
+    CheckpointError,
+    SavedState,
+    apply_state,
+    file_sizes,
+    read_state,
+    rng_files,
+    save_rng,
+    save_state,
+)
 
 __all__ = [
     "TrainConfig",
@@ -72,6 +87,7 @@ DEFAULT_LR = {"selector": 1e-4, "full": 1e-5}
 SELECTOR_FILE = "selector.safetensors"
 STATE_FILE = "trainer_state.json"
 LOG_FILE = "train_log.jsonl"
+CONFIG_FILE = "train_config.json"
 
 
 @dataclass
@@ -110,6 +126,12 @@ class TrainConfig:
     progress: bool = True
     stop_after: int | None = None
     """Stop this call after that many more optimizer steps (checkpointed; continue with `resume`)."""
+    overwrite: bool = False
+    """Replace the run already in `out` (without it a non-empty `out` that is not resumed is refused)."""
+    allow_changed_settings: bool = False
+    """On `resume`, accept settings that differ from the checkpoint's (applied and recorded)."""
+    max_bad_samples: int = 10
+    """Unreadable videos skipped (each replaced by the next sample) before the run stops."""
 
     def __post_init__(self) -> None:
         if self.recipe not in RECIPES:
@@ -126,6 +148,8 @@ class TrainConfig:
             raise ValueError(f"stop_after must be a positive integer, got {self.stop_after!r}")
         if self.num_workers < 0:
             raise ValueError("num_workers must be >= 0")
+        if not isinstance(self.max_bad_samples, int) or self.max_bad_samples < 0:
+            raise ValueError(f"max_bad_samples must be 0 or more, got {self.max_bad_samples!r}")
         # Validates the drops / retain the same way inference does.
         self.compression()
 
@@ -176,16 +200,11 @@ class RunExistsError(FileExistsError, RuntimeError):
 
 
 class _Progress:
-    """Optimizer steps done; checkpointed with the accelerate state."""
+    """Optimizer steps done and unreadable samples skipped so far; kept in `trainer_state.json`."""
 
     def __init__(self) -> None:
         self.step = 0
-
-    def state_dict(self) -> dict[str, int]:
-        return {"step": self.step}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        self.step = int(state["step"])
+        self.bad_samples = 0
 
 
 # ------------------------------------------------------------------------------------------------
@@ -282,50 +301,195 @@ def _save_selector(accelerator: Any, module: nn.Module, path: Path) -> None:
             save_selector(copy, path)
 
 
-def _keep_trainable_weights(models: list, weights: list, output_dir: str) -> None:
-    """save_state hook: store only the trainable weights (frozen ones are reloaded from the model)."""
-    for i, model in enumerate(models):
-        if i < len(weights):
-            names = {n for n, p in model.named_parameters() if p.requires_grad}
-            weights[i] = {k: v for k, v in weights[i].items() if k in names}
+def _trainable_weights(accelerator: Any, module: nn.Module) -> dict[str, torch.Tensor]:
+    unwrapped = accelerator.unwrap_model(module)
+    return {n: p.detach() for n, p in unwrapped.named_parameters() if p.requires_grad}
 
 
 def _save_checkpoint(
-    accelerator: Any, module: nn.Module, out: Path, step: int, config: TrainConfig, keep: int
+    accelerator: Any,
+    module: nn.Module,
+    optimizer: Any,
+    scheduler: Any,
+    progress: _Progress,
+    out: Path,
+    config: TrainConfig,
 ) -> Path:
-    path = out / "checkpoints" / f"step-{step:07d}"
-    accelerator.save_state(str(path))
+    """Write a checkpoint (safetensors + JSON, see `state.py`); `trainer_state.json` last marks it whole."""
+    path = out / "checkpoints" / f"step-{progress.step:07d}"
+    names: list[str] = []
+    if _is_deepspeed(accelerator):
+        logger.warning(
+            "DeepSpeed checkpoints hold only the selector (DeepSpeed's own state is pickled): this run cannot "
+            "be resumed; use --stop-after / --save-every without DeepSpeed for resumable runs"
+        )
+    else:
+        if accelerator.is_main_process:
+            names = save_state(
+                path, _trainable_weights(accelerator, module), optimizer, scheduler, accelerator.scaler
+            )
+        save_rng(path, accelerator.process_index)
     _save_selector(accelerator, module, path / SELECTOR_FILE)
+    accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        state = {"step": step, "config": config.as_dict(), "num_processes": accelerator.num_processes}
+        if not _is_deepspeed(accelerator):
+            for rank in range(accelerator.num_processes):
+                names.extend(rng_files(rank))
+        names.append(SELECTOR_FILE)
+        state = {
+            "step": progress.step,
+            "bad_samples": progress.bad_samples,
+            "config": config.as_dict(),
+            "num_processes": accelerator.num_processes,
+            "resumable": not _is_deepspeed(accelerator),
+            "files": file_sizes(path, names),
+        }
         (path / STATE_FILE).write_text(json.dumps(state, indent=2))
-        for _, old in _checkpoint_dirs(out)[:-keep]:
+        for _, old in _checkpoint_dirs(out)[: -config.keep_checkpoints]:
             shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
     return path
 
 
+# Settings that never change what is trained (how often to log or save, the progress bar, workers).
+_OPERATIONAL = frozenset(
+    {
+        "resume",
+        "progress",
+        "stop_after",
+        "num_workers",
+        "log_every",
+        "save_every",
+        "keep_checkpoints",
+        "overwrite",
+        "allow_changed_settings",
+        "max_bad_samples",
+    }
+)
+# Settings a resumed run can never change: the data stream position and the weights depend on them.
 _MUST_MATCH = ("model", "recipe", "batch_size", "grad_accum", "seed")
-_SHOULD_MATCH = ("data", "media_root", "steps", "lr", "video_drop", "audio_drop", "retain", "warmup_ratio")
 
 
-def _check_resume(path: Path, config: TrainConfig, num_processes: int) -> None:
-    state = json.loads((path / STATE_FILE).read_text())
-    saved = state.get("config", {})
+def _setting_changes(saved: dict[str, Any], config: TrainConfig) -> dict[str, tuple[Any, Any]]:
     current = config.as_dict()
-    wrong = [k for k in _MUST_MATCH if k in saved and saved[k] != current[k]]
-    if state.get("num_processes", num_processes) != num_processes:
-        wrong.append(f"num_processes ({state['num_processes']} -> {num_processes})")
+    return {
+        k: (saved.get(k), current[k])
+        for k in current
+        if k not in _OPERATIONAL and k in saved and saved[k] != current[k]
+    }
+
+
+def _check_resume(
+    path: Path, saved: dict[str, Any], config: TrainConfig, num_processes: int
+) -> dict[str, Any]:
+    """Refuse a resume whose settings differ from the checkpoint's, unless `allow_changed_settings`
+    (never for the settings that fix the data stream); returns the changes to record."""
+    changes = _setting_changes(saved.get("config", {}), config)
+    wrong = [k for k in _MUST_MATCH if k in changes]
+    if saved.get("num_processes", num_processes) != num_processes:
+        wrong.append(f"num_processes ({saved['num_processes']} -> {num_processes})")
     if wrong:
         raise ValueError(
             f"cannot resume {path}: the run was started with other settings for {', '.join(wrong)}; use the "
             "same settings, or another --out for a new run"
         )
-    changed = [k for k in _SHOULD_MATCH if k in saved and saved[k] != current[k]]
-    if changed:
-        logger.warning(
-            "resuming %s with changed %s: the run will differ from an uninterrupted one", path, changed
+    if changes and not config.allow_changed_settings:
+        listed = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items())
+        raise ValueError(
+            f"cannot resume {path} with changed settings ({listed}): rerun with the checkpoint's settings, or "
+            "pass --allow-changed-settings to apply the new ones from here on (recorded in train_config.json)"
         )
+    if changes:
+        logger.warning(
+            "resuming %s with changed settings %s: applied from step %d on", path, changes, saved["step"]
+        )
+    return {k: list(v) for k, v in changes.items()}
+
+
+def _load_newest_state(out: Path, rank: int) -> SavedState | None:
+    """The newest checkpoint that reads back whole; a broken one is skipped for the one before it."""
+    broken = []
+    for _, path in reversed(_checkpoint_dirs(out)):
+        try:
+            saved = read_state(path, STATE_FILE, rank)
+        except CheckpointError as exc:
+            logger.warning("checkpoint %s is broken (%s); falling back to the previous one", path, exc)
+            broken.append(str(exc))
+            continue
+        if broken:
+            logger.warning("resuming from %s instead of the newest, broken checkpoint", path)
+        return saved
+    if broken:
+        raise CheckpointError(
+            "no checkpoint of this run can be read back: "
+            + "; ".join(broken)
+            + ". Delete the broken folders to "
+            "start over from step 0, or restore the files"
+        )
+    return None
+
+
+def _apply_settings(config: TrainConfig, optimizer: Any, scheduler: Any) -> None:
+    """Make the optimizer follow this run's settings after a restore (a restored optimizer keeps the
+    saved learning rate and weight decay otherwise); unchanged settings give the same values."""
+    base = config.learning_rate
+    scheduler.base_lrs = [base for _ in scheduler.base_lrs]
+    lrs = [base * fn(scheduler.last_epoch) for fn in scheduler.lr_lambdas]
+    for group, lr in zip(optimizer.param_groups, lrs, strict=True):
+        group["initial_lr"] = base
+        group["lr"] = lr
+        group["weight_decay"] = config.weight_decay
+    scheduler._last_lr = lrs
+
+
+def _keep_log_until(out: Path, step: int) -> None:
+    """Drop log records after `step` (written after the checkpoint a resume restarts from)."""
+    path = out / LOG_FILE
+    if not path.is_file():
+        return
+    kept, seen = [], set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a kill
+        if isinstance(record, dict) and record.get("step", 0) <= step and record.get("step") not in seen:
+            seen.add(record.get("step"))
+            kept.append(line + "\n")
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(kept), encoding="utf-8")
+    tmp.replace(path)
+
+
+def _read_run_config(out: Path) -> dict[str, Any] | None:
+    path = out / CONFIG_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(
+            f"{path} is not valid JSON ({exc}); restore it, or start over with --overwrite"
+        ) from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} is not a JSON object; restore it, or start over with --overwrite")
+    return data
+
+
+def _claim_out(out: Path, config: TrainConfig) -> None:
+    """A new run needs an empty --out (or --overwrite, which removes the run files there)."""
+    if config.resume or not out.exists() or not any(out.iterdir()):
+        return
+    if not config.overwrite:
+        raise RunExistsError(
+            f"{out} is not empty (it holds another run: {', '.join(sorted(p.name for p in out.iterdir())[:5])}); "
+            "pass --resume to continue it, --overwrite to replace it, or choose another --out"
+        )
+    for name in ("checkpoints", "final"):
+        shutil.rmtree(out / name, ignore_errors=True)
+    for name in (LOG_FILE, CONFIG_FILE, SELECTOR_FILE):
+        (out / name).unlink(missing_ok=True)
+    logger.warning("--overwrite: removed the previous run's files in %s", out)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -402,10 +566,8 @@ def train(
     from accelerate.utils import set_seed
 
     out = Path(config.out)
-    if not config.resume and latest_checkpoint(out) is not None:
-        raise RunExistsError(
-            f"{out} already holds checkpoints of a run: pass --resume to continue it, or choose another --out"
-        )
+    if not config.resume and out.exists() and any(out.iterdir()) and not config.overwrite:
+        _claim_out(out, config)  # refuses before anything is loaded
     accelerator = accelerator or _make_accelerator(config)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and accelerator.num_processes == 1:
@@ -488,25 +650,41 @@ def _run(
     module, optimizer, loader = accelerator.prepare(module_init, optimizer, loader)
     progress = _Progress()
     # The scheduler is stepped here once per optimizer step (not by accelerate, which would step it once
-    # per process), and checkpointed as a custom object.
-    accelerator.register_for_checkpointing(scheduler, progress)
-    accelerator.register_save_state_pre_hook(_keep_trainable_weights)
+    # per process); it is saved with the rest of the state by `state.py`.
 
     resumed_from = None
+    changes: dict[str, Any] = {}
+    recorded = _read_run_config(out)
     if config.resume:
-        resumed_from = latest_checkpoint(out)
-        if resumed_from is None:
+        saved = _load_newest_state(out, accelerator.process_index)
+        if saved is None:
+            if recorded is not None:
+                changes = _check_resume(
+                    out / CONFIG_FILE, {"config": recorded, "step": 0}, config, accelerator.num_processes
+                )
             logger.warning("--resume: no checkpoint in %s yet, starting from step 0", out)
         else:
-            _check_resume(resumed_from, config, accelerator.num_processes)
-            # Only trainable weights are in a (non-DeepSpeed) checkpoint; DeepSpeed loads its own full state.
-            accelerator.load_state(
-                str(resumed_from), **({} if _is_deepspeed(accelerator) else {"strict": False})
-            )
+            if not saved.trainer.get("resumable", True):
+                raise ValueError(f"{saved.path} was written under DeepSpeed and holds no resumable state")
+            changes = _check_resume(saved.path, saved.trainer, config, accelerator.num_processes)
+            apply_state(saved, accelerator.unwrap_model(module), optimizer, scheduler, accelerator.scaler)
+            progress.step = int(saved.trainer["step"])
+            progress.bad_samples = int(saved.trainer.get("bad_samples", 0))
+            resumed_from = saved.path
             logger.info("resumed from %s at step %d", resumed_from, progress.step)
+        _apply_settings(config, optimizer, scheduler)
+    accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        _claim_out(out, config)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "train_config.json").write_text(json.dumps(config.as_dict(), indent=2))
+        if config.resume:
+            _keep_log_until(out, progress.step)
+        history = list((recorded or {}).get("setting_changes", [])) if config.resume else []
+        if changes:
+            history.append({"at_step": progress.step, "changed": changes})
+        record = {**config.as_dict(), "setting_changes": history}
+        (out / CONFIG_FILE).write_text(json.dumps(record, indent=2))
+    accelerator.wait_for_everyone()
     logger.info(
         "training recipe=%s, %s trainable parameters, lr %.2g, %d steps (warm-up %d), %d x %d x %d samples a step",
         config.recipe,
@@ -532,7 +710,7 @@ def _run(
         _loop(accelerator, module, optimizer, scheduler, batches, params, progress, config, out, result, stop)
 
     if latest_checkpoint(out) != out / "checkpoints" / f"step-{progress.step:07d}":
-        _save_checkpoint(accelerator, module, out, progress.step, config, config.keep_checkpoints)
+        _save_checkpoint(accelerator, module, optimizer, scheduler, progress, out, config)
     result.selector_path = out / SELECTOR_FILE
     _save_selector(accelerator, module, result.selector_path)
     if config.recipe == "full" and progress.step >= config.steps:
@@ -575,9 +753,13 @@ def _loop(
     module.train()
     losses: list[torch.Tensor] = []
     retained: list[torch.Tensor] = []
-    tokens = 0
+    tokens = bad = 0
     started = time.perf_counter()
     for batch in batches:
+        skipped = batch.pop("bad_samples", [])
+        bad += len(skipped)
+        for reason in skipped:
+            logger.warning("skipped an unreadable sample (used the next one instead): %s", reason)
         with accelerator.accumulate(module):
             output = module(batch)
             accelerator.backward(output["loss"])
@@ -595,7 +777,17 @@ def _loop(
         progress.step += 1
         loss = accelerator.gather(torch.stack(losses).mean().reshape(1)).mean().item()
         kept = accelerator.gather(torch.cat(retained)).mean().item()
-        tokens = int(accelerator.gather(torch.tensor([tokens], device=accelerator.device)).sum())
+        counts = accelerator.gather(torch.tensor([tokens, bad], device=accelerator.device).reshape(1, 2)).sum(
+            0
+        )
+        tokens, bad = int(counts[0]), int(counts[1])
+        progress.bad_samples += bad
+        if progress.bad_samples > config.max_bad_samples:
+            raise DataError(
+                f"{progress.bad_samples} unreadable samples by step {progress.step} (more than --max-bad-samples "
+                f"{config.max_bad_samples}; the log names them): fix or remove those rows, or raise the limit. "
+                "Checkpoints so far are kept; continue with --resume"
+            )
         seconds = time.perf_counter() - started
         record = {
             "step": progress.step,
@@ -603,6 +795,7 @@ def _loop(
             "retained": kept,
             "lr": lr,
             "answer_tokens": tokens,
+            "bad_samples": bad,
             "step_seconds": seconds,
         }
         result.records.append(record)
@@ -622,8 +815,8 @@ def _loop(
                 seconds,
             )
         if progress.step % config.save_every == 0 or progress.step == stop:
-            _save_checkpoint(accelerator, module, out, progress.step, config, config.keep_checkpoints)
-        losses, retained, tokens = [], [], 0
+            _save_checkpoint(accelerator, module, optimizer, scheduler, progress, out, config)
+        losses, retained, tokens, bad = [], [], 0, 0
         started = time.perf_counter()
         if progress.step >= stop:
             break
