@@ -4,7 +4,6 @@ import json
 import threading
 
 import pytest
-from omnisift.evaluation.media import SamplingConfig
 
 from omnisift.evaluation import runner
 from omnisift.evaluation.benchmarks import QuestionFileError, load_benchmark
@@ -14,6 +13,7 @@ from omnisift.evaluation.report import write_report
 from omnisift.evaluation.results import ResultFileError, RunMetaMismatch, read_rows
 from omnisift.evaluation.run_identity import claim_run
 from omnisift.evaluation.runner import EvalConfig, run_eval
+from omnisift.media import SamplingConfig
 
 FAST = Protocol(max_new_tokens=3)
 
