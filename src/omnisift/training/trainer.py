@@ -39,6 +39,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from .._extras import require
 from ..attach import CompressionConfig
 from ..loading import is_tiny, load_model
 from ..selector import (
@@ -537,7 +538,7 @@ def _export_full(accelerator: Any, module: nn.Module, processor: Any, final: Pat
 
 
 def _make_accelerator(config: TrainConfig) -> Any:
-    from accelerate import Accelerator
+    Accelerator = require("accelerate", "train").Accelerator
     from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration
 
     return Accelerator(
@@ -563,7 +564,7 @@ def train(
     `model`/`processor`/`dataset` override what `config` would load (tests, custom data pipelines); a
     custom dataset must return what `ConversationDataset` returns (single-sample inputs with labels).
     """
-    from accelerate.utils import set_seed
+    set_seed = require("accelerate.utils", "train").set_seed
 
     out = Path(config.out)
     if not config.resume and out.exists() and any(out.iterdir()) and not config.overwrite:
@@ -740,7 +741,7 @@ def _loop(
     result: TrainResult,
     stop: int,
 ) -> None:
-    from tqdm.auto import tqdm
+    tqdm = require("tqdm.auto", "train").tqdm
 
     bar = tqdm(
         total=config.steps,
