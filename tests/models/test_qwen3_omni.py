@@ -465,3 +465,27 @@ def test_full_model_and_load_model() -> None:
     loaded = load_model("tiny-qwen3-omni")
     assert type(loaded.model).__name__ == "Qwen3OmniMoeThinkerForConditionalGeneration"
     assert loaded.processor.tokenizer.convert_tokens_to_ids("<|audio_pad|>") == TOKEN_IDS.audio
+
+
+def test_real_processor_layout_equals_synthetic(tmp_path) -> None:
+    """The offline Qwen3-Omni processor on a generated clip lays tokens out as the synthetic builder."""
+    from omnisift.models.qwen2_5_omni.fixtures import make_clip, processor_inputs
+
+    processor = tiny.tiny_processor()
+    clip = make_clip(tmp_path / "a.mp4", 3.0, size=(128, 128))
+    inputs = processor_inputs(processor, [clip], "Hi")
+    ids = inputs["input_ids"][0].tolist()
+    start = ids.index(TOKEN_IDS.vision_bos)
+    end = ids.index(TOKEN_IDS.vision_eos) + 1
+    t, h, w = inputs["video_grid_thw"][0].tolist()
+    frames = int(inputs["feature_attention_mask"][0].sum())
+    seg = S.Segment(
+        "av",
+        grid_t=t,
+        grid_h=h // 2,
+        grid_w=w // 2,
+        second_per_grid=float(inputs["video_second_per_grid"][0]),
+        mel_frames=frames,
+    )
+    assert ids[start:end] == S.build_batch([[seg]], HIDDEN).input_ids[0].tolist()
+    assert ids.count(TOKEN_IDS.audio) == 39  # 3 s of audio at 13 tokens a second
