@@ -282,6 +282,7 @@ class CompressionHandle:
             self.last_source_index = out.source_index
             kwargs["inputs_embeds"] = out.inputs_embeds
             kwargs["position_ids"] = out.position_ids
+            self.adapter.filter_inputs(kwargs, result.keep, out.source_index)
             kwargs["attention_mask"] = (
                 out.attention_mask.to(mask.dtype) if mask is not None else out.attention_mask
             )

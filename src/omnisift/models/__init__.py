@@ -9,6 +9,7 @@ from torch import nn
 from ..layout import TokenIds
 from .base import ModelAdapter, TinyModel, read_model_type
 from .qwen2_5_omni import Qwen25OmniAdapter
+from .qwen3_omni_moe import Qwen3OmniMoeAdapter
 
 __all__ = [
     "ADAPTERS",
@@ -22,7 +23,7 @@ __all__ = [
     "tiny_names",
 ]
 
-ADAPTERS: tuple[type[ModelAdapter], ...] = (Qwen25OmniAdapter,)
+ADAPTERS: tuple[type[ModelAdapter], ...] = (Qwen25OmniAdapter, Qwen3OmniMoeAdapter)
 DEFAULT_ADAPTER: type[ModelAdapter] = Qwen25OmniAdapter
 """The family whose token ids and rates are assumed when a caller gives none (the paper's model)."""
 

@@ -1,0 +1,138 @@
+"""Qwen3-Omni-MoE in transformers 5.23: where to hook and the family's facts (SPEC 8).
+
+Same hook points as Qwen2.5-Omni: everything is final at `thinker.model.language_model(...)`, whose
+keyword inputs also carry the DeepStack features (`visual_pos_masks` [B, N] and
+`deepstack_visual_embeds`, one [visual tokens, D] tensor per DeepStack layer in row-major visual-token
+order); `filter_inputs` filters both with the keep mask so each kept visual token keeps its own features.
+
+Layout: with `use_audio_in_video=True` a video's tokens and its audio track's tokens are merge-sorted one
+by one by t id inside one contiguous run (`<vision_bos><audio_bos>` ... `<audio_eos><vision_eos>`; a video
+token goes first on equal t). Video t ids are float, `arange(grid_t) * second_per_grid *
+position_id_per_seconds`; audio gets one t id per token, 13 tokens per 100 mel frames (one second), and
+the released config's `position_id_per_seconds` is 13, so one t unit is one audio token. The special
+token ids differ from Qwen2.5-Omni and 5.23's config-class defaults are Qwen2.5 leftovers: ids are read
+from the model's config, with the released checkpoint's values (`TOKEN_IDS`) only as fallback.
+
+OmniZip's audio saliency: the audio encoder's last layer (`audio_tower.layers[-1].self_attn`) receives
+the flat [tokens, D] hidden states of all audio inputs after the three stride-2 convolutions, one row
+per audio token (no pooling after the layers). The encoder itself attends inside windows
+(`n_window_infer` frames), but OmniZip's saliency is recomputed from that layer's q/k projections over
+all tokens of one audio input, as on Qwen2.5-Omni, so the signal is defined: frames per input are the
+audio token counts and the pooling is the identity.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+
+from ...layout import TokenIds
+from ..base import AudioAttention, ModelAdapter, TinyModel
+
+__all__ = ["Qwen3OmniMoeAdapter", "TOKEN_IDS", "audio_token_count"]
+
+TOKEN_IDS = TokenIds(
+    audio=151675,
+    audio_bos=151669,
+    audio_eos=151670,
+    vision_bos=151652,
+    vision_eos=151653,
+    image=151655,
+    video=151656,
+)
+"""The released Qwen3-Omni-30B-A3B checkpoints' special token ids."""
+
+CHUNK_FRAMES_TOKENS = 13
+"""Audio tokens of one full encoder chunk (2 * n_window = 100 mel frames, one second)."""
+
+
+def audio_token_count(mel_frames: torch.Tensor, n_window: int = 50) -> torch.Tensor:
+    """Audio tokens the encoder emits for `mel_frames` frames: 13 per full chunk of 2 * n_window frames,
+    and the rest through three stride-2 convolutions (each halves, rounding up)."""
+    frames = torch.as_tensor(mel_frames).long()
+    chunk = 2 * n_window
+    rest = frames % chunk
+    tokens = rest
+    for _ in range(3):
+        tokens = (tokens - 1).div(2, rounding_mode="floor") + 1
+    return tokens + (frames // chunk) * CHUNK_FRAMES_TOKENS
+
+
+def _identity(scores: torch.Tensor) -> torch.Tensor:
+    return scores
+
+
+class Qwen3OmniMoeAdapter(ModelAdapter):
+    """Qwen3-Omni-MoE (30B-A3B): `Qwen3OmniMoeForConditionalGeneration` or its thinker."""
+
+    family = "Qwen3-Omni-MoE"
+    full_class = "Qwen3OmniMoeForConditionalGeneration"
+    thinker_class = "Qwen3OmniMoeThinkerForConditionalGeneration"
+    model_types: ClassVar[dict[str, str]] = {
+        "qwen3_omni_moe": "Qwen3OmniMoeForConditionalGeneration",
+        "qwen3_omni_moe_thinker": "Qwen3OmniMoeThinkerForConditionalGeneration",
+    }
+    processor_class = "Qwen3OmniMoeProcessor"
+    tiny_names = ("tiny-qwen3-omni",)
+    tiny_pixel_bounds = (32 * 32 * 4, 32 * 32 * 16)
+    audio_tokens_per_second = 13.0
+    position_ids_per_second = 13.0
+    filtered_inputs = ("visual_pos_masks", "deepstack_visual_embeds")
+    loads_without_talker: ClassVar[dict[str, Any]] = {"enable_audio_output": False}
+
+    @classmethod
+    def token_ids_from_config(cls, config: Any) -> TokenIds:
+        return TokenIds(
+            audio=getattr(config, "audio_token_id", TOKEN_IDS.audio),
+            audio_bos=getattr(config, "audio_start_token_id", TOKEN_IDS.audio_bos),
+            audio_eos=getattr(config, "audio_end_token_id", TOKEN_IDS.audio_eos),
+            vision_bos=getattr(config, "vision_start_token_id", TOKEN_IDS.vision_bos),
+            vision_eos=getattr(config, "vision_end_token_id", TOKEN_IDS.vision_eos),
+            image=getattr(config, "image_token_id", TOKEN_IDS.image),
+            video=getattr(config, "video_token_id", TOKEN_IDS.video),
+        )
+
+    @classmethod
+    def build_tiny(cls, name: str, *, seed: int = 0, attn_implementation: str = "sdpa") -> TinyModel:
+        from .fixtures import TINY_MAX_PIXELS, TINY_MIN_PIXELS, tiny_processor, tiny_thinker
+
+        return TinyModel(
+            model=tiny_thinker(seed=seed, attn_implementation=attn_implementation),
+            processor=tiny_processor(),
+            min_pixels=TINY_MIN_PIXELS,
+            max_pixels=TINY_MAX_PIXELS,
+        )
+
+    def audio_attention(self) -> AudioAttention:
+        encoder = self.thinker.model.audio_tower
+        layers = getattr(encoder, "layers", None)
+        if not layers:
+            raise ValueError(f"{type(encoder).__name__} has no `layers`: not a Qwen3-Omni audio encoder.")
+        n_window = int(encoder.config.n_window)
+        return AudioAttention(
+            encoder=encoder,
+            attention=layers[-1].self_attn,
+            frames_per_input=lambda lens: audio_token_count(lens, n_window).tolist(),
+            pool=_identity,
+        )
+
+    def filter_inputs(self, kwargs: dict[str, Any], keep: torch.Tensor, source_index: torch.Tensor) -> None:
+        """Keep the DeepStack mask and features of the kept visual tokens only, in compact order.
+
+        The compact batch keeps each row's tokens in order, so the kept visual tokens in row-major order
+        of the compact mask are the kept ones in row-major order of the original mask.
+        """
+        visual = kwargs.get("visual_pos_masks")
+        if visual is None:
+            return
+        visual = visual.to(source_index.device).bool()
+        present = source_index >= 0
+        rows = torch.arange(source_index.shape[0], device=source_index.device).unsqueeze(1)
+        kept = torch.zeros_like(visual)
+        kept[rows.expand_as(source_index)[present], source_index[present]] = True
+        kwargs["visual_pos_masks"] = visual[rows, source_index.clamp(min=0)] & present
+        features = kwargs.get("deepstack_visual_embeds")
+        if features is not None:
+            kept_visual = kept[visual]
+            kwargs["deepstack_visual_embeds"] = [f[kept_visual.to(f.device)] for f in features]

@@ -1,0 +1,257 @@
+"""Tiny, offline Qwen3-Omni-MoE fixtures: a random thinker (and full model) and a processor.
+
+Built from configs with the released checkpoint's special token ids (SPEC 8) and
+`position_id_per_seconds` 13. Two things make the random model a useful test subject: the audio
+tower's output projection is re-initialised with a large spread (with the default init every audio
+embedding is almost the same vector, so scores tie), and the text attention's q/k norms are scaled
+so attention logits are large enough that M-RoPE positions change the output.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from transformers import (
+    Qwen2Tokenizer,
+    Qwen3OmniMoeConfig,
+    Qwen3OmniMoeForConditionalGeneration,
+    Qwen3OmniMoeProcessor,
+    Qwen3OmniMoeThinkerConfig,
+    Qwen3OmniMoeThinkerForConditionalGeneration,
+    WhisperFeatureExtractor,
+)
+
+from ..qwen2_5_omni.fixtures import CHAT_TEMPLATE as _QWEN25_TEMPLATE
+from ..qwen2_5_omni.fixtures import _bytes_to_unicode, _quiet_transformers
+from .adapter import TOKEN_IDS
+
+__all__ = [
+    "PAD_ID",
+    "IM_END_ID",
+    "TINY_MIN_PIXELS",
+    "TINY_MAX_PIXELS",
+    "tiny_thinker_config",
+    "tiny_thinker",
+    "tiny_full_model",
+    "tiny_tokenizer",
+    "tiny_processor",
+]
+
+PAD_ID = 151643
+IM_START_ID = 151644
+IM_END_ID = 151645
+
+SPECIAL_TOKENS: dict[str, int] = {
+    "<|endoftext|>": PAD_ID,
+    "<|im_start|>": IM_START_ID,
+    "<|im_end|>": IM_END_ID,
+    "<|vision_start|>": TOKEN_IDS.vision_bos,
+    "<|vision_end|>": TOKEN_IDS.vision_eos,
+    "<|image_pad|>": TOKEN_IDS.image,
+    "<|video_pad|>": TOKEN_IDS.video,
+    "<|audio_start|>": TOKEN_IDS.audio_bos,
+    "<|audio_end|>": TOKEN_IDS.audio_eos,
+    "<|audio_pad|>": TOKEN_IDS.audio,
+}
+
+_NAMED_MEDIA_TOKENS: dict[str, str] = {
+    "image_token": "<|image_pad|>",
+    "audio_token": "<|audio_pad|>",
+    "video_token": "<|video_pad|>",
+    "vision_bos_token": "<|vision_start|>",
+    "vision_eos_token": "<|vision_end|>",
+    "audio_bos_token": "<|audio_start|>",
+    "audio_eos_token": "<|audio_end|>",
+}
+
+# The Qwen2.5-Omni fixture template with Qwen3-Omni's token names.
+CHAT_TEMPLATE = (
+    _QWEN25_TEMPLATE.replace("<|vision_bos|>", "<|vision_start|>")
+    .replace("<|vision_eos|>", "<|vision_end|>")
+    .replace("<|IMAGE|>", "<|image_pad|>")
+    .replace("<|VIDEO|>", "<|video_pad|>")
+    .replace("<|audio_bos|>", "<|audio_start|>")
+    .replace("<|audio_eos|>", "<|audio_end|>")
+    .replace("<|AUDIO|>", "<|audio_pad|>")
+)
+
+# 32-pixel merged cells (patch 16, merge 2): a 128x128 frame is 4x4 cells, 16 tokens per grid.
+TINY_MIN_PIXELS = 32 * 32 * 4
+TINY_MAX_PIXELS = 32 * 32 * 16
+HEAD_DIM = 16
+QK_NORM_SCALE = 2.0
+AUDIO_PROJ_STD = 1.0
+
+
+def tiny_thinker_config(
+    hidden_size: int = 32, num_layers: int = 2, vocab_size: int = 151936
+) -> Qwen3OmniMoeThinkerConfig:
+    """A tiny Qwen3-Omni-MoE thinker config with the real token ids and rates.
+
+    Head dim 16 with interleaved mrope_section [4, 2, 2] (sums to head_dim / 2); 4 experts, 2 per
+    token; two DeepStack layers. `vision_start_token_id` and `audio_end_token_id` are set on the object:
+    5.23's `get_rope_index` reads the first although neither is a declared field.
+    """
+    if hidden_size % HEAD_DIM:
+        raise ValueError(f"hidden_size must be a multiple of {HEAD_DIM}, got {hidden_size}")
+    heads = hidden_size // HEAD_DIM
+    with _quiet_transformers():
+        config = Qwen3OmniMoeThinkerConfig(
+            audio_config=dict(
+                num_mel_bins=128,
+                encoder_layers=1,
+                encoder_attention_heads=2,
+                encoder_ffn_dim=32,
+                d_model=16,
+                output_dim=hidden_size,
+                n_window=50,
+                n_window_infer=800,
+                downsample_hidden_size=8,
+                max_source_positions=1500,
+            ),
+            vision_config=dict(
+                depth=2,
+                hidden_size=16,
+                intermediate_size=32,
+                num_heads=2,
+                out_hidden_size=hidden_size,
+                patch_size=16,
+                spatial_merge_size=2,
+                temporal_patch_size=2,
+                num_position_embeddings=64,
+                deepstack_visual_indexes=[0, 1],
+            ),
+            text_config=dict(
+                vocab_size=vocab_size,
+                hidden_size=hidden_size,
+                intermediate_size=2 * hidden_size,
+                moe_intermediate_size=hidden_size,
+                num_experts=4,
+                num_experts_per_tok=2,
+                num_hidden_layers=num_layers,
+                num_attention_heads=heads,
+                num_key_value_heads=heads,
+                head_dim=HEAD_DIM,
+                rope_parameters={
+                    "rope_type": "default",
+                    "rope_theta": 1e6,
+                    "mrope_section": [4, 2, 2],
+                    "interleaved": True,
+                },
+                max_position_embeddings=32768,
+                pad_token_id=PAD_ID,
+                eos_token_id=IM_END_ID,
+            ),
+            audio_token_id=TOKEN_IDS.audio,
+            image_token_id=TOKEN_IDS.image,
+            video_token_id=TOKEN_IDS.video,
+            audio_start_token_id=TOKEN_IDS.audio_bos,
+            position_id_per_seconds=13,
+        )
+    config.vision_start_token_id = TOKEN_IDS.vision_bos
+    config.vision_end_token_id = TOKEN_IDS.vision_eos
+    config.audio_end_token_id = TOKEN_IDS.audio_eos
+    return config
+
+
+def _make_informative(thinker: Qwen3OmniMoeThinkerForConditionalGeneration) -> None:
+    """Spread audio embeddings apart and sharpen text attention (see the module docstring)."""
+    with torch.no_grad():
+        torch.nn.init.normal_(thinker.model.audio_tower.proj2.weight, std=AUDIO_PROJ_STD)
+        for layer in thinker.model.language_model.layers:
+            layer.self_attn.q_norm.weight.fill_(QK_NORM_SCALE)
+            layer.self_attn.k_norm.weight.fill_(QK_NORM_SCALE)
+
+
+def _configure_generation(model: Any) -> None:
+    gen = model.generation_config
+    gen.pad_token_id = PAD_ID
+    gen.eos_token_id = IM_END_ID
+    gen.do_sample = False
+
+
+def tiny_thinker(
+    seed: int = 0, attn_implementation: str = "sdpa", **config_kwargs: Any
+) -> Qwen3OmniMoeThinkerForConditionalGeneration:
+    """A deterministic tiny thinker (eval mode, fp32); the global torch RNG is left untouched."""
+    config = tiny_thinker_config(**config_kwargs)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = Qwen3OmniMoeThinkerForConditionalGeneration._from_config(
+            config, attn_implementation=attn_implementation, dtype=torch.float32
+        )
+        _make_informative(model)
+    _configure_generation(model)
+    return model.eval()
+
+
+def tiny_full_model(seed: int = 0, attn_implementation: str = "sdpa") -> Qwen3OmniMoeForConditionalGeneration:
+    """The full model class around a tiny thinker, built without the talker (text output only)."""
+    thinker_config = tiny_thinker_config()
+    with _quiet_transformers():
+        config = Qwen3OmniMoeConfig(thinker_config=thinker_config.to_dict(), enable_audio_output=False)
+    config.thinker_config.vision_start_token_id = TOKEN_IDS.vision_bos
+    config.thinker_config.vision_end_token_id = TOKEN_IDS.vision_eos
+    config.thinker_config.audio_end_token_id = TOKEN_IDS.audio_eos
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = Qwen3OmniMoeForConditionalGeneration._from_config(
+            config, attn_implementation=attn_implementation, dtype=torch.float32
+        )
+        _make_informative(model.thinker)
+    _configure_generation(model.thinker)
+    return model.eval()
+
+
+def tiny_tokenizer() -> Qwen2Tokenizer:
+    """A byte-level Qwen2 tokenizer whose special tokens carry the real Qwen3-Omni names and ids."""
+    vocab = {ch: i for i, ch in enumerate(_bytes_to_unicode().values())}
+    vocab.update(SPECIAL_TOKENS)
+    tokenizer = Qwen2Tokenizer(
+        vocab=vocab,
+        merges=[],
+        unk_token="<|endoftext|>",
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        extra_special_tokens=dict(_NAMED_MEDIA_TOKENS),
+        padding_side="left",
+        model_max_length=32768,
+    )
+    tokenizer.add_special_tokens(
+        {"extra_special_tokens": ["<|im_start|>", "<|im_end|>"]}, replace_extra_special_tokens=False
+    )
+    for token, expected in SPECIAL_TOKENS.items():
+        got = tokenizer.convert_tokens_to_ids(token)
+        if got != expected:  # pragma: no cover - guards against a tokenizers behaviour change
+            raise RuntimeError(f"tiny Qwen3-Omni tokenizer maps {token} to {got}, expected {expected}")
+    return tokenizer
+
+
+def tiny_processor(
+    min_pixels: int = TINY_MIN_PIXELS, max_pixels: int = TINY_MAX_PIXELS, audio_chunk_length: int = 30
+) -> Qwen3OmniMoeProcessor:
+    """A Qwen3-Omni processor built offline: real Qwen2-VL image/video processors (patch 16), Whisper
+    features (128 mels), the byte-level tokenizer above; small pixel limits set on this instance."""
+    from transformers import Qwen2VLImageProcessor, Qwen2VLVideoProcessor
+
+    size = {"shortest_edge": min_pixels, "longest_edge": max_pixels}
+    image_processor = Qwen2VLImageProcessor(
+        size=dict(size), patch_size=16, merge_size=2, temporal_patch_size=2
+    )
+    video_processor = Qwen2VLVideoProcessor(
+        size=dict(size), patch_size=16, merge_size=2, temporal_patch_size=2
+    )
+    feature_extractor = WhisperFeatureExtractor(
+        feature_size=128, sampling_rate=16000, chunk_length=audio_chunk_length, return_attention_mask=True
+    )
+    processor = Qwen3OmniMoeProcessor(
+        image_processor=image_processor,
+        video_processor=video_processor,
+        feature_extractor=feature_extractor,
+        tokenizer=tiny_tokenizer(),
+        chat_template=CHAT_TEMPLATE,
+    )
+    processor.videos_kwargs = {"size": dict(size)}
+    processor.images_kwargs = {"size": dict(size)}
+    return processor
