@@ -239,10 +239,11 @@ def test_refused_paths(thinker, batch, selector) -> None:
             )
         with pytest.raises(RuntimeError, match="input_ids"):
             embeds = thinker.get_input_embeddings()(batch["input_ids"])
-            thinker(inputs_embeds=embeds, attention_mask=batch["attention_mask"])
+            media = {k: v for k, v in batch.items() if k != "input_ids"}
+            thinker(**media, inputs_embeds=embeds, use_audio_in_video=True)
         with torch.no_grad():
             out = thinker(**batch, use_audio_in_video=True, use_cache=True)
-            with pytest.raises(RuntimeError, match="non-empty cache"):
+            with pytest.raises(RuntimeError, match="media features .* arrived on a non-empty cache"):
                 thinker(**batch, use_audio_in_video=True, past_key_values=out.past_key_values)
     with pytest.raises(ValueError, match="supported model classes"):
         attach(torch.nn.Linear(2, 2), CompressionConfig(audio_drop=0.0))

@@ -2,20 +2,25 @@
 
 At prefill, a kwargs pre-hook on the language model receives the merged `inputs_embeds` and the
 M-RoPE `position_ids`; it runs the selection and passes on the compact batch (all position rows,
-including the text row generate carries, and the compressed attention mask). During decoding,
-generate keeps sending the uncompressed mask (prompt length L plus the new columns) while the cache
-holds K compressed tokens; the hook swaps in "compressed mask + new columns" so left-padded rows stay
-right. `rope_deltas` is set from the kept positions so a manual decode (`position_ids=None`) is right.
+including the text row generate carries, and the compressed attention mask). Generate keeps its own
+bookkeeping in uncompressed columns: its mask has `P + new` columns while the cache holds
+`P - dropped` tokens. Each decode step rebuilds "compact mask + uncompressed tail" from that mask and,
+when generate trimmed its cache after rejected drafts (prompt-lookup or assisted decoding), trims the
+compact cache to the same point. `rope_deltas` is set from the kept positions so a manual decode
+(`position_ids=None`) is right.
 
-Refused, with an error saying what to do: static or compiled caches (a 4D mask dict arrives),
-media arriving on a non-empty cache (continuing generation or chunked prefill), `labels` (the loss
-would be against uncompressed labels), the talker's speech output, and calls without `input_ids`.
+Per-call state (the captured `input_ids`, whether media features came with the call) is thread-local,
+so one attached model serves several threads. Calls that compress nothing (text only, placeholder ids
+without media features, a zero budget) pass through untouched, whatever the cache, mask or labels.
+Refused, with an error naming the cause, only where compressing would make the result wrong: see
+`CompressionHandle._refuse` callers (README "Refusals").
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
 import weakref
 from collections import deque
@@ -109,13 +114,29 @@ class CallStats:
     compressed: bool
 
 
+_MEDIA_FEATURES = ("input_features", "pixel_values", "pixel_values_videos", "mm_encoder_outputs")
+"""Thinker inputs that carry media features: only a call with one of them has anything to compress."""
+
+
+@dataclass
+class _Call:
+    """What the outer hooks saw of the current call (one per thread)."""
+
+    input_ids: torch.Tensor | None = None
+    has_features: bool = False
+    has_labels: bool = False
+
+
 @dataclass
 class _DecodeState:
-    """What decode steps need after a compressed prefill: the compact mask and the original length."""
+    """What decode steps need after a compressed prefill.
+
+    Generate counts columns as if nothing was dropped: after the prefill, uncompressed column
+    `c + dropped` is compact column `c` for every column past the compact prefill (text only).
+    """
 
     compact_mask: torch.Tensor
-    original_length: int
-    compact_length: int
+    dropped: int
 
 
 @dataclass
@@ -129,11 +150,13 @@ class CompressionHandle:
     """This attachment's own method instance (prepared on the model; released by `remove()`)."""
     history: deque[CallStats] = field(default_factory=lambda: deque(maxlen=1000))
     _hooks: list[Any] = field(default_factory=list)
-    _input_ids: torch.Tensor | None = None
+    _local: threading.local = field(default_factory=threading.local)
     _decode: weakref.WeakKeyDictionary = field(default_factory=weakref.WeakKeyDictionary)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
     last_source_index: torch.Tensor | None = None
     """[B, K] position in the uncompressed sequence of each slot of the last compressed prefill (-1 on
-    padding); None when the last prefill dropped nothing. Use it to compress labels for training."""
+    padding); None when the last prefill dropped nothing. Use it to compress labels for training. With
+    several threads it is the last prefill of any of them."""
 
     @property
     def selector(self) -> nn.Module | None:
@@ -149,14 +172,23 @@ class CompressionHandle:
     def last_select_seconds(self) -> float:
         return self.history[-1].select_seconds if self.history else 0.0
 
+    @property
+    def zero_budget(self) -> bool:
+        """True when nothing is ever dropped: every call then runs exactly like the stock model."""
+        retain = self.config.retain
+        if retain is not None:
+            return retain >= 1.0
+        return self.config.video_drop == 0 and self.config.audio_drop == 0
+
     def remove(self) -> None:
         """Take every hook off; the model is the stock model again."""
         for hook in self._hooks:
             hook.remove()
         self._hooks.clear()
         self.method.release()
-        _ACTIVE.pop(self.adapter.thinker, None)
-        self._input_ids = None
+        if _ACTIVE.get(self.adapter.thinker) is not None and _ACTIVE[self.adapter.thinker]() is self:
+            del _ACTIVE[self.adapter.thinker]
+        self._local = threading.local()
 
     def __enter__(self) -> CompressionHandle:
         return self
@@ -166,16 +198,22 @@ class CompressionHandle:
 
     # hooks -----------------------------------------------------------------------------------------
 
+    def _call(self) -> _Call:
+        call = getattr(self._local, "call", None)
+        if call is None:
+            call = self._local.call = _Call()
+        return call
+
     def _on_thinker(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
-        if kwargs.get("labels") is not None:
-            raise RuntimeError(
-                "omnisift: forward with `labels` is not supported while compression is attached (the loss would "
-                "compare compressed logits with uncompressed labels). Use omnisift.training, or remove() first."
-            )
+        self._local.call = _Call(
+            has_features=any(kwargs.get(name) is not None for name in _MEDIA_FEATURES),
+            has_labels=kwargs.get("labels") is not None,
+        )
 
     def _on_thinker_model(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
-        ids = kwargs.get("input_ids", args[0] if args else None)
-        self._input_ids = ids
+        call = self._call()
+        call.input_ids = kwargs.get("input_ids", args[0] if args else None)
+        call.has_features = call.has_features or any(kwargs.get(name) is not None for name in _MEDIA_FEATURES)
 
     def _on_talker(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         raise RuntimeError(
@@ -185,69 +223,86 @@ class CompressionHandle:
         )
 
     def _on_language_model(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
-        mask = kwargs.get("attention_mask")
-        if isinstance(mask, dict) or (mask is not None and mask.ndim != 2):
-            raise RuntimeError(
-                "omnisift: a prepared 4D attention mask arrived (static or compiled cache). Compression changes the "
-                "sequence length at prefill; use the default dynamic cache without torch.compile."
-            )
+        call = self._call()
+        self._local.call = None
         cache = kwargs.get("past_key_values")
-        if cache is not None and getattr(cache, "is_compileable", False):
-            raise RuntimeError(
-                "omnisift: static/compileable caches are not supported (their size is fixed before compression). "
-                "Use the default DynamicCache (cache_implementation=None)."
-            )
         past = cache.get_seq_length() if cache is not None else 0
-        ids = self._input_ids
-        self._input_ids = None
         if past > 0:
-            return self._decode_step(cache, ids, kwargs)
-        return self._prefill(cache, ids, kwargs)
+            return self._decode_step(cache, call, kwargs)
+        return self._prefill(cache, call, kwargs)
 
     def _has_media(self, ids: torch.Tensor | None) -> bool:
         token_ids = self.adapter.token_ids
         return ids is not None and bool(((ids == token_ids.video) | (ids == token_ids.audio)).any())
 
-    def _decode_step(self, cache: Any, ids: torch.Tensor | None, kwargs: dict) -> tuple[tuple, dict] | None:
-        if self._has_media(ids):
+    def _decode_step(self, cache: Any, call: _Call, kwargs: dict) -> tuple[tuple, dict] | None:
+        with self._lock:
+            state = self._decode.get(cache)
+        if call.has_features and (state is not None or not self.zero_budget):
             raise RuntimeError(
-                "omnisift: audio/video tokens arrived on a non-empty cache (continuing generation from a cache, or "
-                "chunked prefill). Compression runs once at prefill: start from an empty cache and do not set "
-                "prefill_chunk_size."
+                "omnisift: media features (pixel_values_videos, input_features, ...) arrived on a non-empty cache "
+                "(continuing generation from a cache with new media, or chunked prefill). Compression runs once "
+                "at prefill: start from an empty cache and do not set prefill_chunk_size."
             )
-        state = self._decode.get(cache)
         if state is None:
             return None
         embeds = kwargs["inputs_embeds"]
-        batch, new = embeds.shape[0], embeds.shape[1]
-        past = cache.get_seq_length()
-        generated = past - state.compact_length
-        mask = kwargs.get("attention_mask")
-        if mask is None:
-            extra = torch.ones(batch, generated + new, dtype=state.compact_mask.dtype, device=embeds.device)
-        else:
-            if mask.shape[1] != state.original_length + generated + new:
-                raise RuntimeError(
-                    f"omnisift: decode mask has {mask.shape[1]} columns, expected {state.original_length} prompt + "
-                    f"{generated + new} new ones. Was the cache or the mask changed between steps?"
-                )
-            extra = mask[:, state.original_length :].to(state.compact_mask.dtype)
+        new = embeds.shape[1]
         compact = state.compact_mask
-        if compact.shape[0] != batch:  # e.g. beam search expanded after prefill: never seen, refuse loudly
+        if (
+            compact.shape[0] != embeds.shape[0]
+        ):  # e.g. beam search expanded after prefill: never seen, refuse loudly
             raise RuntimeError(
                 "omnisift: the batch size changed between prefill and decode; this is not supported."
             )
-        kwargs["attention_mask"] = torch.cat([compact, extra], dim=1)
+        mask = kwargs.get("attention_mask")
+        if mask is not None and mask.ndim != 2:
+            raise RuntimeError(
+                "omnisift: a prepared 4D attention mask arrived after a compressed prefill (static or compiled "
+                "cache, or a custom mask). Compression changes the sequence length; use the default dynamic cache "
+                "and a 2D attention_mask."
+            )
+        held = cache.get_seq_length()
+        past = self._uncompressed_past(kwargs, new)
+        past = held if past is None else past - state.dropped  # what the compact cache must hold now
+        if past < 0 or held < past:
+            raise RuntimeError(
+                f"omnisift: this decode step expects {past} tokens in the compressed cache but it holds {held} "
+                f"({state.dropped} were dropped at prefill). Was the cache or the mask changed between steps?"
+            )
+        if held > past:  # generate trimmed its (uncompressed) count after rejected drafts: trim ours too
+            cache.crop(past)
+        head = min(past, compact.shape[1])
+        if mask is None:
+            tail = torch.ones(compact.shape[0], past - head + new, dtype=compact.dtype, device=embeds.device)
+        else:
+            tail = mask[:, head + state.dropped :]
+        kwargs["attention_mask"] = torch.cat([compact[:, :head].to(tail.dtype), tail], dim=1)
         return (), kwargs
 
-    def _prefill(self, cache: Any, ids: torch.Tensor | None, kwargs: dict) -> tuple[tuple, dict] | None:
-        embeds = kwargs.get("inputs_embeds")
+    @staticmethod
+    def _uncompressed_past(kwargs: dict, new: int) -> int | None:
+        """How many tokens generate believes are cached (uncompressed count), None on a manual decode.
+
+        Read from its mask, or, when it sends none (no padding), from the text row of its positions."""
+        mask = kwargs.get("attention_mask")
+        if mask is not None:
+            return mask.shape[1] - new
         positions = kwargs.get("position_ids")
-        if embeds is None:
-            return None
+        if positions is not None and positions.ndim == 3 and positions.shape[0] == 4:
+            return int(positions[0, 0, 0])
+        return None
+
+    def _prefill(self, cache: Any, call: _Call, kwargs: dict) -> tuple[tuple, dict] | None:
+        embeds = kwargs.get("inputs_embeds")
+        if embeds is None or not call.has_features:
+            return None  # text only, or placeholder ids without media: nothing to compress
+        ids = call.input_ids
         if ids is None:
+            if self.zero_budget:
+                return None
             raise RuntimeError(
-                "omnisift: the thinker was called without input_ids, so audio/video tokens cannot be found. "
+                "omnisift: media features arrived without input_ids, so audio/video tokens cannot be found. "
                 "Pass input_ids (the processor's output) rather than inputs_embeds."
             )
         if ids.shape != embeds.shape[:2]:
@@ -256,12 +311,12 @@ class CompressionHandle:
             )
         if not self._has_media(ids):
             return None
-        if positions is None or positions.ndim != 3:
-            raise RuntimeError(
-                "omnisift: the model computed no M-RoPE position ids for this call. Pass attention_mask (and "
-                "use_audio_in_video=True for videos with audio) so Qwen2.5-Omni builds them."
-            )
-        mask = kwargs.get("attention_mask")
+        refusal = self._refusal(cache, call, kwargs)
+        if refusal is not None:
+            if self.zero_budget:
+                return None  # nothing would be dropped: run exactly like the stock model
+            raise RuntimeError(f"omnisift: {refusal}")
+        positions, mask = kwargs["position_ids"], kwargs.get("attention_mask")
         start = time.perf_counter()
         result = select_tokens(
             embeds,
@@ -277,27 +332,31 @@ class CompressionHandle:
         stats = result.stats()
         self.last_source_index = None
         dropped = any(s.length_after < s.length_before for s in stats)
+        if dropped and call.has_labels:
+            raise RuntimeError(
+                "omnisift: forward with `labels` dropped tokens: the loss would compare compressed logits with "
+                "uncompressed labels. Use omnisift.training (it compresses labels with last_source_index), or "
+                "remove() first."
+            )
         if dropped or result.inputs_embeds is not embeds:
             out = compress(result.keep, result.inputs_embeds, positions, mask)
             self.last_source_index = out.source_index
             kwargs["inputs_embeds"] = out.inputs_embeds
             kwargs["position_ids"] = out.position_ids
             self.adapter.filter_inputs(kwargs, result.keep, out.source_index)
-            kwargs["attention_mask"] = (
-                out.attention_mask.to(mask.dtype) if mask is not None else out.attention_mask
-            )
+            mask_dtype = mask.dtype if mask is not None else torch.long
+            kwargs["attention_mask"] = out.attention_mask.to(mask_dtype)
             kept_positions = torch.where(out.attention_mask.bool(), out.position_ids[-3:].amax(0), -1)
             kept_length = out.attention_mask.sum(1)
             self.adapter.set_rope_deltas((kept_positions.amax(1) + 1 - kept_length).unsqueeze(1))
             if cache is not None:
-                self._decode[cache] = _DecodeState(
-                    compact_mask=out.attention_mask.to(mask.dtype if mask is not None else torch.long),
-                    original_length=embeds.shape[1],
-                    compact_length=out.inputs_embeds.shape[1],
-                )
+                with self._lock:
+                    self._decode[cache] = _DecodeState(
+                        compact_mask=out.attention_mask.to(mask_dtype),
+                        dropped=embeds.shape[1] - out.inputs_embeds.shape[1],
+                    )
         elapsed = time.perf_counter() - start
-        call = CallStats(samples=stats, select_seconds=elapsed, compressed=dropped)
-        self.history.append(call)
+        self.history.append(CallStats(samples=stats, select_seconds=elapsed, compressed=dropped))
         logger.debug(
             "omnisift: %s, %d samples, %.1f ms, retained %s",
             self.method.name,
@@ -306,6 +365,29 @@ class CompressionHandle:
             [round(s.retained, 3) for s in stats],
         )
         return (), kwargs
+
+    @staticmethod
+    def _refusal(cache: Any, call: _Call, kwargs: dict) -> str | None:
+        """Why compressing this media prefill would give a wrong result, or None when it is safe."""
+        mask = kwargs.get("attention_mask")
+        if isinstance(mask, dict) or (mask is not None and mask.ndim != 2):
+            return (
+                "a prepared 4D attention mask arrived with media (static or compiled cache, or a custom mask); "
+                "compression changes the sequence length. Pass a 2D attention_mask and use the default dynamic "
+                "cache without torch.compile."
+            )
+        if cache is not None and getattr(cache, "is_compileable", False):
+            return (
+                "a static/compileable cache was given with media; its size is fixed before compression. Use the "
+                "default DynamicCache (cache_implementation=None)."
+            )
+        positions = kwargs.get("position_ids")
+        if positions is None or positions.ndim != 3:
+            return (
+                "compressing media needs M-RoPE position ids, and the model builds none without attention_mask. "
+                "Pass attention_mask (the processor returns it), and use_audio_in_video=True for videos with audio."
+            )
+        return None
 
 
 def attach(model: nn.Module, config: CompressionConfig | None = None) -> CompressionHandle:

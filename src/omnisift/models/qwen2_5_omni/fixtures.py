@@ -209,6 +209,21 @@ def tiny_thinker_config(
     return config
 
 
+QK_SCALE = 12.0
+"""Factor on the tiny text model's q/k projections. With std-0.02 weights attention is nearly uniform and
+wrong M-RoPE positions leave greedy output unchanged; sharper attention makes positions matter."""
+
+
+def _sharpen_attention(text_model: Any) -> None:
+    """Scale q/k projections (weights and biases) of every text layer by ``QK_SCALE``."""
+    with torch.no_grad():
+        for layer in text_model.layers:
+            for proj in (layer.self_attn.q_proj, layer.self_attn.k_proj):
+                proj.weight.mul_(QK_SCALE)
+                if proj.bias is not None:
+                    proj.bias.mul_(QK_SCALE)
+
+
 def _configure_generation(model: Any) -> None:
     """Greedy decoding with the real pad/eos ids, so generate() neither warns nor samples."""
     gen = model.generation_config
@@ -230,6 +245,7 @@ def tiny_thinker(
         model = Qwen2_5OmniThinkerForConditionalGeneration._from_config(
             config, attn_implementation=attn_implementation, dtype=torch.float32
         )
+    _sharpen_attention(model.model.language_model)
     _configure_generation(model)
     return model.eval()
 
@@ -311,6 +327,7 @@ def tiny_omni_model(
         model = Qwen2_5OmniForConditionalGeneration._from_config(
             config, attn_implementation=attn_implementation, dtype=torch.float32
         )
+    _sharpen_attention(model.thinker.model.language_model)
     if enable_audio_output:
         model.token2wav.float()  # token2wav always runs in fp32 in the stock model
     _configure_generation(model.thinker)
