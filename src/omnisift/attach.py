@@ -393,7 +393,7 @@ class CompressionHandle:
 def attach(model: nn.Module, config: CompressionConfig | None = None) -> CompressionHandle:
     """Compress the audio/video tokens of every prefill of `model` until `handle.remove()`.
 
-    `model` is a supported model (`omnisift.models.ADAPTERS`: e.g. `Qwen2_5OmniForConditionalGeneration`)
+    `model` is a supported model (a full model or thinker of a family in `omnisift.models.ADAPTERS`)
     or its `.thinker`. Returns the handle (also a context manager). Generate text with
     `model.thinker.generate(...)`.
     """

@@ -52,8 +52,10 @@ def _reset_peak() -> bool:
 
 def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     """One clip length, every retain: runs in its own process (see `prefill_suite`)."""
-    from transformers import Qwen2_5OmniThinkerForConditionalGeneration
+    import transformers
     from transformers.cache_utils import DynamicCache
+
+    from ..models import DEFAULT_ADAPTER
 
     torch.set_num_threads(spec["threads"])
     dtype = DTYPES[spec["dtype"]]
@@ -61,9 +63,11 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     config = seven_b_slice_config(spec["layers"])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model = Qwen2_5OmniThinkerForConditionalGeneration._from_config(
-            config, attn_implementation="sdpa", dtype=dtype
-        ).eval()
+        model = (
+            getattr(transformers, DEFAULT_ADAPTER.thinker_class)
+            ._from_config(config, attn_implementation="sdpa", dtype=dtype)
+            .eval()
+        )
     build_s = time.perf_counter() - t0
     selector = make_selector(HIDDEN_7B, dtype)
     layers = list(model.model.language_model.layers)
