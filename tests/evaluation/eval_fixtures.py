@@ -186,3 +186,18 @@ class ScriptedThinker(torch.nn.Module):
         pad = self.tokenizer.pad_token_id
         new = torch.tensor([r + [pad] * (width - len(r)) for r in replies], dtype=input_ids.dtype)
         return torch.cat([input_ids, new], dim=1)
+
+
+COMPRESSION_KEYS = ("method", "video_drop", "audio_drop", "retain", "selector", "seed", "method_params")
+
+
+def with_compression(kw: dict) -> dict:
+    """Test shorthand: `method=..., retain=...` keywords become the run's `CompressionConfig`
+    (no method, or "none": full tokens)."""
+    from omnisift import CompressionConfig
+
+    parts = {key: kw.pop(key) for key in COMPRESSION_KEYS if key in kw}
+    method = parts.pop("method", "none")
+    if method not in ("none", "full"):
+        kw["compression"] = CompressionConfig(method=method, **parts)
+    return kw

@@ -4,6 +4,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from omnisift import CompressionConfig
 from omnisift.evaluation.inputs import Protocol
 from omnisift.evaluation.loading import load_model
 from omnisift.evaluation.results import read_rows
@@ -43,7 +44,7 @@ def test_released_folder_runs_with_its_own_selector(omnisift_folder, question_fi
         media_root=media_root,
         model=str(omnisift_folder),
         out=tmp_path,
-        method="omnisift",
+        compression=CompressionConfig(method="omnisift"),
         limit=2,
         progress=False,
         protocol=Protocol(max_new_tokens=2),
@@ -77,14 +78,13 @@ def test_ablations_use_the_released_folder_selector(omnisift_folder, method):
 def test_method_params_reach_the_method_from_the_eval_command_line(tmp_path):
     from omnisift.cli import build_parser
     from omnisift.evaluation.cli import _eval_config
-    from omnisift.evaluation.runner import _compression_config
 
     args = build_parser().parse_args(
         ["eval", "--benchmark", "worldsense", "--questions", str(tmp_path / "q.jsonl"), "--model", "tiny"]
         + ["--media-root", str(tmp_path)]
         + ["--method", "omnizip", "--method-param", "knn=3", "--method-param", "merge_size=2"]
     )
-    compression = _compression_config(_eval_config(args))
+    compression = _eval_config(args).compression
     assert (compression.method.knn, compression.method.merge_size) == (3, 2)
 
 

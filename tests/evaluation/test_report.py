@@ -3,6 +3,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
+from eval_fixtures import with_compression
 
 from omnisift.evaluation.inputs import Protocol
 from omnisift.evaluation.judge import JudgeError, OpenAICompatibleJudge, parse_verdict
@@ -116,7 +117,7 @@ def _run(name, question_files, media_root, out, loaded, **kw):
         progress=False,
         protocol=Protocol(max_new_tokens=64),
         workers=0,
-        **kw,
+        **with_compression(kw),
     )
     return run_eval(config, loaded=loaded)
 

@@ -4,6 +4,7 @@ import json
 import threading
 
 import pytest
+from eval_fixtures import with_compression
 
 from omnisift.evaluation import runner
 from omnisift.evaluation.benchmarks import QuestionFileError, load_benchmark
@@ -23,7 +24,12 @@ def _config(questions, media_root, out, **kw):
     kw.setdefault("progress", False)
     kw.setdefault("run_name", "run")
     return EvalConfig(
-        benchmark="worldsense", questions=questions, media_root=media_root, model="tiny", out=out, **kw
+        benchmark="worldsense",
+        questions=questions,
+        media_root=media_root,
+        model="tiny",
+        out=out,
+        **with_compression(kw),
     )
 
 

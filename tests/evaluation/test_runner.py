@@ -1,6 +1,7 @@
 import json
 
 import pytest
+from eval_fixtures import with_compression
 
 from omnisift.evaluation.inputs import Protocol
 from omnisift.evaluation.loading import load_model
@@ -22,7 +23,12 @@ def _config(name, question_files, media_root, out, **kw):
     kw.setdefault("progress", False)
     kw.setdefault("workers", 0)  # in-process; test_scores_known_by_construction covers worker processes
     return EvalConfig(
-        benchmark=name, questions=question_files[name], media_root=media_root, model="tiny", out=out, **kw
+        benchmark=name,
+        questions=question_files[name],
+        media_root=media_root,
+        model="tiny",
+        out=out,
+        **with_compression(kw),
     )
 
 

@@ -21,6 +21,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..methods import parse_method_params
 
@@ -132,6 +133,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_report_parser(subparsers)
 
 
+def compression_from_args(args: argparse.Namespace) -> Any:
+    """The `CompressionConfig` the flags describe, or None for `--method none` (full tokens)."""
+    from ..attach import CompressionConfig
+    from .loading import NO_COMPRESSION
+
+    if args.method in NO_COMPRESSION:
+        return None
+    return CompressionConfig(
+        method=args.method,
+        video_drop=args.video_drop,
+        audio_drop=args.audio_drop,
+        retain=args.retain,
+        selector=args.selector,
+        seed=args.seed,
+        method_params=parse_method_params(args.method_param),
+    )
+
+
 def _eval_config(args: argparse.Namespace):
     from omnisift.evaluation.benchmarks import find_questions_file
     from omnisift.evaluation.inputs import Protocol
@@ -154,13 +173,7 @@ def _eval_config(args: argparse.Namespace):
         model=args.model,
         out=args.out,
         media_root=args.media_root,
-        method=args.method,
-        video_drop=args.video_drop,
-        audio_drop=args.audio_drop,
-        retain=args.retain,
-        selector=args.selector,
-        seed=args.seed,
-        method_params=parse_method_params(args.method_param),
+        compression=compression_from_args(args),
         run_name=args.run_name,
         batch_size=args.batch_size,
         limit=args.limit,

@@ -33,7 +33,10 @@ class RunMetaMismatch(ValueError):
 
 
 def describe(value: Any) -> Any:
-    """Plain JSON data for a configuration value: dataclasses field by field, paths resolved."""
+    """Plain JSON data for a configuration value: dataclasses field by field (or their own `to_dict()`,
+    e.g. a compression config: the method with all its settings), paths resolved."""
+    if callable(getattr(value, "to_dict", None)) and not isinstance(value, type):
+        return describe(value.to_dict())
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: describe(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Path):

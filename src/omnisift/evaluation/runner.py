@@ -36,10 +36,11 @@ from omnisift.attach import CompressionConfig
 from omnisift.evaluation.benchmarks import Question, canonical_name, check_media, load_benchmark
 from omnisift.evaluation.choices import extract_choice
 from omnisift.evaluation.inputs import Protocol, collate, count_media_tokens, encode_sample
-from omnisift.evaluation.loading import NO_COMPRESSION, LoadedModel, is_tiny, load_model
+from omnisift.evaluation.loading import LoadedModel, is_tiny, load_model
 from omnisift.evaluation.results import ResultWriter, finished_ids, merge_rows, read_rows, shard_path
 from omnisift.evaluation.run_identity import claim_run, describe, file_sha256
 from omnisift.media import Media, MediaError, configure_worker_threads
+from omnisift.methods import method_settings
 from omnisift.models import adapter_for_tiny
 
 __all__ = ["EvalConfig", "RunOutcome", "default_run_name", "resolve_shard", "run_eval"]
@@ -58,13 +59,8 @@ class EvalConfig:
     model: str
     out: Path
     media_root: Path | None = None
-    method: str = "none"
-    video_drop: float = 0.7
-    audio_drop: float = 0.3
-    retain: float | None = None
-    selector: str | None = None
-    seed: int = 0
-    method_params: dict[str, Any] = field(default_factory=dict)
+    compression: CompressionConfig | None = None
+    """What to compress (method with its settings, budget); None evaluates with full tokens."""
     run_name: str | None = None
     batch_size: int = 1
     limit: int | None = None
@@ -149,18 +145,25 @@ def resolve_shard(shard: int | None = None, num_shards: int | None = None) -> tu
     return rank, world
 
 
-def default_run_name(
-    model: str, method: str, retain: float | None, video_drop: float, audio_drop: float
-) -> str:
-    """Folder name of a run: model tag plus method setting, e.g. "Qwen2.5-Omni-7B__omnisift-retain0.25"."""
+def default_run_name(model: str, compression: CompressionConfig | None) -> str:
+    """Folder name of a run: model tag plus method setting, e.g. "Qwen2.5-Omni-7B__omnisift-retain0.25"
+    (settings that differ from the method's defaults are named too: "omnizip-knn3-retain0.25")."""
     tag = model if is_tiny(model) else Path(model).resolve().name
-    if method in NO_COMPRESSION:
-        setting = "full"
-    elif retain is not None:
-        setting = f"{method}-retain{retain:g}"
-    else:
-        setting = f"{method}-v{video_drop:g}-a{audio_drop:g}"
-    return f"{tag}__{setting}"
+    if compression is None:
+        return f"{tag}__full"
+    method = compression.method
+    defaults = method_settings(type(method)())
+    changed = [
+        f"{key}{value:g}" if isinstance(value, float) else f"{key}{value}"
+        for key, value in method_settings(method).items()
+        if key not in ("name", "selector") and value != defaults.get(key)
+    ]
+    budget = (
+        f"retain{compression.retain:g}"
+        if compression.retain is not None
+        else f"v{compression.video_drop:g}-a{compression.audio_drop:g}"
+    )
+    return f"{tag}__" + "-".join([method.name, *changed, budget])
 
 
 def _effective_protocol(config: EvalConfig) -> Protocol:
@@ -179,14 +182,15 @@ def identity_of(config: EvalConfig, protocol: Protocol) -> dict[str, Any]:
     identity["model"] = config.model if is_tiny(config.model) else str(Path(config.model).resolve())
     identity["protocol"] = describe(protocol)
     identity["questions_sha256"] = file_sha256(_question_file(config.questions))
-    if config.selector and Path(config.selector).is_file():  # a retrained selector at the same path
-        identity["selector"] = str(Path(config.selector).resolve())
-        identity["selector_sha256"] = file_sha256(Path(config.selector))
-    if config.method in NO_COMPRESSION:  # budget settings do nothing without compression
-        identity["method"] = "none"
-        for key in ("video_drop", "audio_drop", "retain", "selector", "selector_sha256"):
-            identity.pop(key, None)
+    selector = _selector_path(config)
+    if selector is not None and selector.is_file():  # a retrained selector at the same path
+        identity["selector_sha256"] = file_sha256(selector)
     return identity
+
+
+def _selector_path(config: EvalConfig) -> Path | None:
+    selector = getattr(config.compression.method, "selector", None) if config.compression else None
+    return Path(selector).resolve() if isinstance(selector, (str, Path)) else None
 
 
 def _question_file(path: Path) -> Path:
@@ -198,7 +202,8 @@ def _meta(config: EvalConfig, protocol: Protocol) -> dict[str, Any]:
     """What the report reads besides the identity (labels, versions, when)."""
     import transformers
 
-    compressed = config.method not in NO_COMPRESSION
+    compression = config.compression
+    selector = _selector_path(config)
     return {
         "benchmark": canonical_name(config.benchmark),
         "model": config.model if is_tiny(config.model) else str(Path(config.model).resolve()),
@@ -206,15 +211,14 @@ def _meta(config: EvalConfig, protocol: Protocol) -> dict[str, Any]:
         if is_tiny(config.model)
         else Path(config.model).name,
         "random_weights": is_tiny(config.model),
-        "method": config.method if compressed else "none",
-        "video_drop": config.video_drop if compressed else 0.0,
-        "audio_drop": config.audio_drop if compressed else 0.0,
-        "retain": config.retain if compressed else None,
-        "selector": str(config.selector)
-        if config.selector
-        else ("random (tiny model)" if is_tiny(config.model) and compressed else None),
-        "seed": config.seed,
-        "method_params": dict(config.method_params),
+        "method": compression.method_name if compression else "none",
+        "video_drop": compression.video_drop if compression else 0.0,
+        "audio_drop": compression.audio_drop if compression else 0.0,
+        "retain": compression.retain if compression else None,
+        "selector": str(selector)
+        if selector
+        else ("random (tiny model)" if is_tiny(config.model) and compression else None),
+        "compression": compression.to_dict() if compression else None,
         "protocol": protocol.as_dict(),
         "questions": str(_question_file(config.questions)),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -510,26 +514,12 @@ class _Tally:
         return out
 
 
-def _compression_config(config: EvalConfig) -> CompressionConfig | None:
-    if config.method in NO_COMPRESSION:
-        return None
-    return CompressionConfig(
-        method=config.method,
-        video_drop=config.video_drop,
-        audio_drop=config.audio_drop,
-        retain=config.retain,
-        selector=config.selector,
-        seed=config.seed,
-        method_params=config.method_params,
-    )
-
-
 def run_eval(config: EvalConfig, loaded: LoadedModel | None = None) -> RunOutcome:
     """Evaluate one benchmark shard; resumes from rows already on disk. `loaded` reuses a model."""
     benchmark = canonical_name(config.benchmark)
     rank, world = resolve_shard(config.shard, config.num_shards)
     protocol = _effective_protocol(config)
-    compression = _compression_config(config)  # validates method, budget and selector before any write
+    compression = config.compression
     check_config(config)
     questions = load_benchmark(benchmark, config.questions, config.media_root)
     if config.limit is not None:
@@ -540,9 +530,7 @@ def run_eval(config: EvalConfig, loaded: LoadedModel | None = None) -> RunOutcom
     skipped = sum(1 for q in mine if q.id not in keep)
     mine = [q for q in mine if q.id in keep]
 
-    run_name = config.run_name or default_run_name(
-        config.model, config.method, config.retain, config.video_drop, config.audio_drop
-    )
+    run_name = config.run_name or default_run_name(config.model, compression)
     bench_dir = Path(config.out) / run_name / benchmark
     claim_run(bench_dir, identity_of(config, protocol), _meta(config, protocol))
     done = finished_ids(bench_dir, retry_errors=config.retry_errors)
