@@ -96,7 +96,7 @@ def test_method_params_reach_the_method_from_the_train_command_line(tmp_path):
         ["train", "--data", str(tmp_path / "d.jsonl"), "--out", str(tmp_path / "run"), "--model", "tiny"]
         + ["--method", "omnisift-no-spatial", "--audio-drop", "0.5"]
     )
-    compression = config_from_args(args).compression()
+    compression = config_from_args(args).compression
     assert compression.method.name == "omnisift-no-spatial" and compression.audio_drop == 0.5
     bad = build_parser().parse_args(
         ["train", "--data", str(tmp_path / "d.jsonl"), "--out", str(tmp_path / "run")]

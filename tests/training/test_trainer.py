@@ -124,7 +124,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(media, tmp_path, cac
 def test_no_trainable_parameters_and_missing_media_are_clear_errors(media, tmp_path, cached, processor):
     with pytest.raises(ValueError, match="no trainable parameters in use.*--audio-drop"):
         train(
-            _config(media, tmp_path, audio_drop=0.0),
+            _config(media, tmp_path, compression=CompressionConfig(audio_drop=0.0)),
             model=tiny_thinker(seed=0),
             processor=processor,
             dataset=cached,
@@ -144,7 +144,7 @@ def test_no_trainable_parameters_and_missing_media_are_clear_errors(media, tmp_p
     with pytest.raises(ValueError, match="recipe must be one of"):
         _config(media, tmp_path, recipe="lora")
     with pytest.raises(ValueError, match="audio_drop must be"):
-        _config(media, tmp_path, audio_drop=1.0)
+        _config(media, tmp_path, compression=CompressionConfig(audio_drop=1.0))
 
 
 def _parse(argv):

@@ -147,6 +147,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
+    from ..attach import CompressionConfig
     from .trainer import TrainConfig
 
     return TrainConfig(
@@ -156,11 +157,13 @@ def config_from_args(args: argparse.Namespace) -> Any:
         media_root=args.media_root,
         processor=args.processor,
         recipe=args.recipe,
-        method=args.method,
-        method_params=parse_method_params(args.method_param),
-        video_drop=args.video_drop,
-        audio_drop=args.audio_drop,
-        retain=args.retain,
+        compression=CompressionConfig(
+            method=args.method,
+            video_drop=args.video_drop,
+            audio_drop=args.audio_drop,
+            retain=args.retain,
+            method_params=parse_method_params(args.method_param),
+        ),
         steps=args.steps,
         lr=args.lr,
         batch_size=args.batch_size,

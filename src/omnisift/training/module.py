@@ -28,7 +28,14 @@ from ..models import find_adapter
 from ..selector import VisionGuidedAudioSelector
 from .loss import answer_loss, compress_labels
 
-__all__ = ["RECIPES", "OmniSIFTTrainingModule", "apply_recipe", "check_model", "trainable_parameters"]
+__all__ = [
+    "RECIPES",
+    "OmniSIFTTrainingModule",
+    "apply_recipe",
+    "check_model",
+    "check_trainable",
+    "trainable_parameters",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +64,15 @@ def check_model(model: nn.Module) -> Any:
     return adapter
 
 
+def check_trainable(compression: CompressionConfig) -> None:
+    """Training trains a selector: refuse methods that take none."""
+    if not hasattr(compression.method, "selector"):
+        raise ValueError(
+            f"training trains a selector: method {compression.method_name!r} takes none (use omnisift or one of "
+            "its ablations)."
+        )
+
+
 class OmniSIFTTrainingModule(nn.Module):
     """Model + selector with compression attached; `forward(batch)` returns the answer loss and stats."""
 
@@ -75,11 +91,7 @@ class OmniSIFTTrainingModule(nn.Module):
         self.model = model
         self.compressor = selector
         compression = compression or CompressionConfig()
-        if not hasattr(compression.method, "selector"):
-            raise ValueError(
-                f"training trains a selector: method {compression.method_name!r} takes none (use omnisift or one "
-                "of its ablations)."
-            )
+        check_trainable(compression)
         self.compression = compression.with_method(selector=selector)
         self._adapter = adapter
         self.handle = attach(model, self.compression)

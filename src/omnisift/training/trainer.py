@@ -30,7 +30,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -59,7 +59,7 @@ from .data import (
     tiny_protocol,
     worker_init,
 )
-from .module import RECIPES, OmniSIFTTrainingModule, apply_recipe, trainable_parameters
+from .module import RECIPES, OmniSIFTTrainingModule, apply_recipe, check_trainable, trainable_parameters
 from .state import (
     CheckpointError,
     SavedState,
@@ -101,11 +101,8 @@ class TrainConfig:
     media_root: str | Path | None = None
     processor: str | None = None
     recipe: str = "selector"
-    method: str = "omnisift"
-    method_params: dict[str, Any] = field(default_factory=dict)
-    video_drop: float = 0.7
-    audio_drop: float = 0.3
-    retain: float | None = None
+    compression: CompressionConfig = field(default_factory=CompressionConfig)
+    """The selector-based method (omnisift or an ablation, with its settings) and the budget trained at."""
     steps: int = 1000
     lr: float | None = None
     batch_size: int = 1
@@ -151,8 +148,11 @@ class TrainConfig:
             raise ValueError("num_workers must be >= 0")
         if not isinstance(self.max_bad_samples, int) or self.max_bad_samples < 0:
             raise ValueError(f"max_bad_samples must be 0 or more, got {self.max_bad_samples!r}")
-        # Validates the drops / retain the same way inference does.
-        self.compression()
+        if not isinstance(self.compression, CompressionConfig):
+            raise ValueError(
+                f"compression must be a CompressionConfig, got {type(self.compression).__name__}"
+            )
+        check_trainable(self.compression)
 
     @property
     def learning_rate(self) -> float:
@@ -162,17 +162,11 @@ class TrainConfig:
     def warmup_steps(self) -> int:
         return math.ceil(self.warmup_ratio * self.steps)
 
-    def compression(self) -> CompressionConfig:
-        return CompressionConfig(
-            method=self.method,
-            video_drop=self.video_drop,
-            audio_drop=self.audio_drop,
-            retain=self.retain,
-            method_params=self.method_params,
-        )
-
     def as_dict(self) -> dict[str, Any]:
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+        """Plain JSON data (what `train_config.json` records; the compression as `CompressionConfig.to_dict`)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["compression"] = self.compression.to_dict()
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in data.items()}
 
 
 @dataclass
@@ -599,7 +593,7 @@ def train(
         dataset = ConversationDataset(examples, processor, protocol, max_length=config.max_length)
 
     module_init = OmniSIFTTrainingModule(
-        model, _initial_selector(config, _hidden_size(model)), config.compression()
+        model, _initial_selector(config, _hidden_size(model)), config.compression
     )
     try:
         return _run(config, accelerator, module_init, processor, dataset, out)
@@ -620,7 +614,11 @@ def _run(
     trainable = apply_recipe(module_init, config.recipe)
     if not trainable:
         raise ValueError(f"recipe {config.recipe!r} left no trainable parameter")
-    if config.recipe == "selector" and config.audio_drop == 0 and config.retain is None:
+    if (
+        config.recipe == "selector"
+        and config.compression.audio_drop == 0
+        and config.compression.retain is None
+    ):
         raise ValueError(
             "no trainable parameters in use: with audio_drop=0 (and no retain) the selector never runs, so the "
             "selector recipe has nothing to train; set --audio-drop > 0 or --retain"
