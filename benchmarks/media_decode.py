@@ -16,19 +16,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("FORCE_QWENVL_VIDEO_READER", "decord")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the index-pixel clip writer
 
 import numpy as np
 import torch
 
-from media_clips import read_indices, write_clip
 from omnisift import media
+from omnisift.testing.clips import read_indices, write_clip
 
 MAX_PIXELS = 256 * 28 * 28
 

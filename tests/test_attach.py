@@ -18,6 +18,7 @@ from omnisift import (
     save_selector,
 )
 from omnisift.models.qwen2_5_omni import fixtures as tiny
+from omnisift.testing.clips import make_clip
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -36,9 +37,9 @@ def processor():
 def clips(tmp_path_factory) -> list[Path]:
     root = tmp_path_factory.mktemp("clips")
     return [
-        tiny.make_clip(root / "a.mp4", 5.0, tone_hz=330),
-        tiny.make_clip(root / "b.mp4", 2.0, tone_hz=660),
-        tiny.make_clip(root / "c.mp4", 3.5, tone_hz=990),
+        make_clip(root / "a.mp4", 5.0, tone_hz=330),
+        make_clip(root / "b.mp4", 2.0, tone_hz=660),
+        make_clip(root / "c.mp4", 3.5, tone_hz=990),
     ]
 
 

@@ -8,6 +8,7 @@ import torch
 from omnisift import CompressionConfig, VisionGuidedAudioSelector, attach
 from omnisift.methods import available_methods
 from omnisift.models.qwen2_5_omni import fixtures as tiny
+from omnisift.testing.clips import make_clip
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("clips")
     thinker = tiny.tiny_thinker(seed=0)
-    clips = [tiny.make_clip(root / "a.mp4", 6.0), tiny.make_clip(root / "b.mp4", 3.0, tone_hz=700)]
+    clips = [make_clip(root / "a.mp4", 6.0), make_clip(root / "b.mp4", 3.0, tone_hz=700)]
     inputs = tiny.processor_inputs(tiny.tiny_processor(), clips, ["What is it?", "Which sound?"])
     torch.manual_seed(0)
     selector = VisionGuidedAudioSelector(thinker.config.text_config.hidden_size).eval()

@@ -14,6 +14,7 @@ import torch
 
 from omnisift import CompressionConfig, VisionGuidedAudioSelector, attach
 from omnisift.models.qwen2_5_omni import fixtures as tiny
+from omnisift.testing.clips import make_clip
 
 attach_module = importlib.import_module("omnisift.attach")
 
@@ -37,8 +38,8 @@ def processor():
 def clips(tmp_path_factory) -> list[Path]:
     root = tmp_path_factory.mktemp("clips")
     return [
-        tiny.make_clip(root / "a.mp4", 4.0, tone_hz=330),
-        tiny.make_clip(root / "b.mp4", 2.0, tone_hz=660),
+        make_clip(root / "a.mp4", 4.0, tone_hz=330),
+        make_clip(root / "b.mp4", 2.0, tone_hz=660),
     ]
 
 

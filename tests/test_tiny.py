@@ -11,6 +11,7 @@ import torch
 
 from omnisift.media import load
 from omnisift.models.qwen2_5_omni import fixtures as tiny
+from omnisift.testing.clips import make_clip
 
 PROMPT = "What happens in the video?"
 
@@ -29,9 +30,9 @@ def thinker():
 def clips(tmp_path_factory):
     root = tmp_path_factory.mktemp("clips")
     return {
-        "3s": tiny.make_clip(root / "c3.mp4", 3.0),
-        "2s": tiny.make_clip(root / "c2.mp4", 2.0, tone_hz=330.0),
-        "5s": tiny.make_clip(root / "c5.mp4", 5.0, fps=4.0),
+        "3s": make_clip(root / "c3.mp4", 3.0),
+        "2s": make_clip(root / "c2.mp4", 2.0, tone_hz=330.0),
+        "5s": make_clip(root / "c5.mp4", 5.0, fps=4.0),
     }
 
 

@@ -66,10 +66,11 @@ def run_demo(
 ) -> DemoRun:
     """Run the clip at full tokens and at each `retain`, measuring prefill time, peak memory and output."""
     from .models.qwen2_5_omni import fixtures as tiny
+    from .testing.clips import make_clip
 
     thinker, processor, selector, random_weights = _load(model_path, selector_path, device, dtype)
     workdir = Path(tempfile.mkdtemp(prefix="omnisift-demo-"))
-    clip = Path(video_path) if video_path else tiny.make_clip(workdir / "clip.mp4", seconds, fps=2.0)
+    clip = Path(video_path) if video_path else make_clip(workdir / "clip.mp4", seconds, fps=2.0)
     token_ids = find_adapter(thinker).token_ids
     # Frames come from omnisift.media (via processor_inputs), at the evaluation protocol's pixel cap on a
     # real checkpoint, so the demo samples a video exactly as `omnisift eval` does.

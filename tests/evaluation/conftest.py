@@ -1,4 +1,4 @@
-"""Fixtures for the evaluation tests (helpers live in eval_fixtures.py)."""
+"""Fixtures for the evaluation tests (helpers live in evaluation_helpers.py)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from eval_fixtures import ScriptedThinker, write_questions, write_silent_clip
+from evaluation_helpers import ScriptedThinker, write_questions
 
-from omnisift.models.qwen2_5_omni.fixtures import make_clip
+from omnisift.testing.clips import make_clip, write_silent_clip
 
 
 @pytest.fixture(scope="session")

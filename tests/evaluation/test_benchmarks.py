@@ -1,7 +1,7 @@
 from pathlib import Path
 
 import pytest
-from eval_fixtures import MC_ITEMS, OPTIONS
+from evaluation_helpers import MC_ITEMS, OPTIONS
 
 from omnisift.evaluation.benchmarks import (
     BENCHMARKS,

@@ -3,7 +3,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
-from eval_fixtures import with_compression
+from evaluation_helpers import with_compression
 
 from omnisift.evaluation.inputs import Protocol
 from omnisift.evaluation.judge import JudgeError, OpenAICompatibleJudge, parse_verdict

@@ -4,7 +4,7 @@ import json
 import threading
 
 import pytest
-from eval_fixtures import with_compression
+from evaluation_helpers import with_compression
 
 from omnisift.evaluation import runner
 from omnisift.evaluation.benchmarks import QuestionFileError, load_benchmark

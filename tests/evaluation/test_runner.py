@@ -1,7 +1,7 @@
 import json
 
 import pytest
-from eval_fixtures import with_compression
+from evaluation_helpers import with_compression
 
 from omnisift.evaluation.inputs import Protocol
 from omnisift.evaluation.loading import load_model

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from media_clips import read_indices, write_clip, written_audio
 from omnisift import media
+from omnisift.testing.clips import read_indices, write_clip, written_audio
 
 SMALL = {"min_pixels": 28 * 28 * 4, "max_pixels": 28 * 28 * 16}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from method_helpers import HIDDEN
+from methods_helpers import HIDDEN
 
 from omnisift import VisionGuidedAudioSelector
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from method_helpers import HIDDEN, counts, run
+from methods_helpers import HIDDEN, counts, run
 
 from omnisift import build_layout, select_tokens
 from omnisift.methods.ablations import stride_priority

@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 import torch
-from method_helpers import ALL_METHODS, HIDDEN, counts, run
+from methods_helpers import ALL_METHODS, HIDDEN, counts, run
 
 from omnisift import build_layout, get_method
 from omnisift.methods import METHODS, describe_methods, setting_fields

@@ -469,7 +469,8 @@ def test_full_model_and_load_model() -> None:
 
 def test_real_processor_layout_equals_synthetic(tmp_path) -> None:
     """The offline Qwen3-Omni processor on a generated clip lays tokens out as the synthetic builder."""
-    from omnisift.models.qwen2_5_omni.fixtures import make_clip, processor_inputs
+    from omnisift.models.qwen2_5_omni.fixtures import processor_inputs
+    from omnisift.testing.clips import make_clip
 
     processor = tiny.tiny_processor()
     clip = make_clip(tmp_path / "a.mp4", 3.0, size=(128, 128))

@@ -2,9 +2,10 @@ import json
 from pathlib import Path
 
 import pytest
-from _helpers import CachedDataset
+from training_helpers import CachedDataset
 
-from omnisift.models.qwen2_5_omni.fixtures import make_clip, tiny_processor
+from omnisift.models.qwen2_5_omni.fixtures import tiny_processor
+from omnisift.testing.clips import make_clip
 from omnisift.training import ConversationDataset, load_examples
 from omnisift.training.data import tiny_protocol
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
-from _helpers import batch_of
 from torch import nn
+from training_helpers import batch_of
 
 from omnisift import CompressionConfig, VisionGuidedAudioSelector
 from omnisift.methods.shared import straight_through

@@ -1,20 +1,20 @@
 """The selector learns, through the straight-through estimator of the real selection code, to keep the
-audio tokens that matter (see `_task.py` for the synthetic task)."""
+audio tokens that matter (see `training_task.py` for the synthetic task)."""
 
-import _task
 import pytest
 import torch
+import training_task
 
 from omnisift import VisionGuidedAudioSelector
 
 
 def _run(width: int, steps: int, lr: float, seed: int = 0) -> dict[str, float]:
     torch.manual_seed(seed)
-    selector = VisionGuidedAudioSelector(_task.HIDDEN, width=width)
-    random_recall, random_loss = _task.evaluate(None, method="random")
-    before_recall, before_loss = _task.evaluate(selector)
-    losses = _task.train_selector(selector, steps, lr=lr, seed=seed)
-    after_recall, after_loss = _task.evaluate(selector)
+    selector = VisionGuidedAudioSelector(training_task.HIDDEN, width=width)
+    random_recall, random_loss = training_task.evaluate(None, method="random")
+    before_recall, before_loss = training_task.evaluate(selector)
+    losses = training_task.train_selector(selector, steps, lr=lr, seed=seed)
+    after_recall, after_loss = training_task.evaluate(selector)
     report = {
         "random": random_recall,
         "loss_random": random_loss,

@@ -3,7 +3,7 @@ import json
 
 import pytest
 import torch
-from _helpers import snapshot
+from training_helpers import snapshot
 
 from omnisift import CompressionConfig, VisionGuidedAudioSelector, attach, load_pretrained, load_selector
 from omnisift.models.qwen2_5_omni.fixtures import processor_inputs, tiny_thinker

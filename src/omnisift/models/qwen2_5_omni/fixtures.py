@@ -14,11 +14,9 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator, Sequence
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from transformers import (
     BatchFeature,
@@ -428,84 +426,6 @@ def tiny_processor(
 # --------------------------------------------------------------------------------------------------
 # Media
 # --------------------------------------------------------------------------------------------------
-
-
-def _clip_frame(index: int, count: int, height: int, width: int) -> np.ndarray:
-    """One RGB frame: a colour gradient that drifts over time plus a bright square crossing left to right."""
-    ys = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None]
-    xs = np.linspace(0.0, 1.0, width, dtype=np.float32)[None, :]
-    phase = index / max(count, 1)
-    frame = np.empty((height, width, 3), dtype=np.float32)
-    frame[..., 0] = 40 + 150 * xs
-    frame[..., 1] = 40 + 150 * ys
-    frame[..., 2] = 60 + 120 * (0.5 + 0.5 * np.sin(2 * np.pi * (xs + ys + phase)))
-    side = max(4, min(height, width) // 4)
-    x0 = int(round(phase * (width - side)))
-    y0 = (height - side) // 2
-    frame[y0 : y0 + side, x0 : x0 + side] = 250.0
-    return frame.clip(0, 255).astype(np.uint8)
-
-
-def _clip_audio(seconds: float, tone_hz: float, sample_rate: int) -> np.ndarray:
-    """Mono float32 tone whose amplitude swells and whose pitch steps up each second (chunks differ)."""
-    n = int(round(seconds * sample_rate))
-    t = np.arange(n, dtype=np.float64) / sample_rate
-    freq = tone_hz * (1.0 + 0.25 * np.floor(t))
-    phase = 2 * np.pi * np.cumsum(freq) / sample_rate
-    amplitude = 0.25 + 0.2 * np.sin(2 * np.pi * 0.5 * t)
-    return (amplitude * np.sin(phase)).astype(np.float32)
-
-
-def make_clip(
-    path: str | Path,
-    seconds: float,
-    fps: float = 4.0,
-    size: tuple[int, int] = (112, 112),
-    tone_hz: float = 440.0,
-    sample_rate: int = 16000,
-) -> Path:
-    """Write an mp4 (H.264 or MPEG-4 video, AAC audio) of ``seconds`` with moving frames and a tone.
-
-    ``size`` is (height, width) and must be even (yuv420p). Written with PyAV, no ffmpeg subprocess.
-    """
-    import av
-
-    path = Path(path)
-    height, width = size
-    if height % 2 or width % 2:
-        raise ValueError(f"frame size must be even, got {size}")
-    if seconds <= 0 or fps <= 0:
-        raise ValueError("seconds and fps must be positive")
-    rate = Fraction(fps).limit_denominator(1000)
-    n_frames = max(1, int(round(seconds * fps)))
-    audio = _clip_audio(seconds, tone_hz, sample_rate)
-
-    with av.open(str(path), mode="w") as container:
-        try:
-            vstream = container.add_stream("libx264", rate=rate)
-            vstream.options = {"preset": "ultrafast", "crf": "18"}
-        except (av.codec.codec.UnknownCodecError, ValueError):  # pragma: no cover - build without x264
-            vstream = container.add_stream("mpeg4", rate=rate)
-        vstream.width, vstream.height, vstream.pix_fmt = width, height, "yuv420p"
-        astream = container.add_stream("aac", rate=sample_rate, layout="mono")
-
-        for i in range(n_frames):
-            frame = av.VideoFrame.from_ndarray(_clip_frame(i, n_frames, height, width), format="rgb24")
-            frame.pts = i
-            frame.time_base = 1 / rate
-            container.mux(vstream.encode(frame))
-        container.mux(vstream.encode(None))
-
-        step = astream.codec_context.frame_size or 1024
-        for start in range(0, len(audio), step):
-            chunk = audio[start : start + step]
-            aframe = av.AudioFrame.from_ndarray(chunk[None, :], format="fltp", layout="mono")
-            aframe.sample_rate = sample_rate
-            aframe.pts = start
-            aframe.time_base = Fraction(1, sample_rate)
-            container.mux(astream.encode(aframe))
-        container.mux(astream.encode(None))
-    return path
 
 
 # --------------------------------------------------------------------------------------------------

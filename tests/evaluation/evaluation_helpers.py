@@ -4,30 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
 import torch
 
 LETTERS = "ABCD"
-
-
-def write_silent_clip(path: Path, seconds: float, fps: int = 4, size: int = 64) -> Path:
-    """An mp4 with a video stream only (no audio track)."""
-    import av
-
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("mpeg4", rate=Fraction(fps))
-        stream.width = stream.height = size
-        stream.pix_fmt = "yuv420p"
-        for i in range(int(seconds * fps)):
-            image = np.full((size, size, 3), (40 * i) % 256, dtype=np.uint8)
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts = i
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-    return path
 
 
 def _options_text(question: str, options: list[str], sep: str = ". ") -> str:
