@@ -490,3 +490,96 @@ def test_real_processor_layout_equals_synthetic(tmp_path) -> None:
     )
     assert ids[start:end] == S.build_batch([[seg]], HIDDEN).input_ids[0].tolist()
     assert ids.count(TOKEN_IDS.audio) == 39  # 3 s of audio at 13 tokens a second
+
+
+@pytest.fixture(scope="module")
+def qwen3_media(tmp_path_factory):
+    """Two generated clips with their audio, a worldsense-style question file and a training file."""
+    import json
+
+    from omnisift.testing.clips import make_clip
+
+    root = tmp_path_factory.mktemp("qwen3-media")
+    questions, train_rows = [], []
+    for i, (seconds, tone) in enumerate([(3.0, 330.0), (2.0, 550.0)]):
+        make_clip(root / f"{i}.mp4", seconds, fps=4.0, tone_hz=tone, size=(128, 128))
+        prompt = "What is heard?\nA. a tone\nB. speech\nC. music\nD. silence\nThe best answer is:"
+        questions.append({"video_path": f"{i}.mp4", "prompt": prompt, "answer": "A", "domain": "d"})
+        turns = [{"from": "human", "value": "What is heard?"}, {"from": "gpt", "value": "A tone."}]
+        train_rows.append({"video": f"{i}.mp4", "conversations": turns})
+    (root / "questions.jsonl").write_text("".join(json.dumps(q) + "\n" for q in questions))
+    (root / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train_rows))
+    return root
+
+
+def test_evaluation_end_to_end(qwen3_media, tmp_path) -> None:
+    from omnisift.evaluation.inputs import Protocol
+    from omnisift.evaluation.results import read_rows
+    from omnisift.evaluation.runner import EvalConfig, run_eval
+
+    config = EvalConfig(
+        benchmark="worldsense",
+        questions=qwen3_media / "questions.jsonl",
+        media_root=qwen3_media,
+        model="tiny-qwen3-omni",
+        out=tmp_path,
+        compression=CompressionConfig(method="omnisift", retain=0.3),
+        batch_size=2,
+        workers=0,
+        progress=False,
+        protocol=Protocol(max_new_tokens=3),
+    )
+    rows = read_rows(run_eval(config).shard_file)
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    for row in rows:
+        tokens = row["tokens"]
+        assert (
+            tokens["video_after"] < tokens["video_before"] and tokens["audio_after"] < tokens["audio_before"]
+        )
+        assert 0.2 < row["retained"] <= 0.3
+
+
+def test_selector_recipe_trains_only_the_selector(qwen3_media, tmp_path) -> None:
+    from omnisift.training import TrainConfig, train
+
+    thinker = tiny.tiny_thinker(seed=0)
+    before = {k: v.clone() for k, v in thinker.state_dict().items()}
+    config = TrainConfig(
+        data=qwen3_media / "train.jsonl",
+        media_root=qwen3_media,
+        out=tmp_path / "run",
+        model="tiny-qwen3-omni",
+        steps=2,
+        lr=1e-3,
+        warmup_ratio=0.0,
+        num_workers=0,
+        progress=False,
+        compression=CompressionConfig(retain=0.3),
+    )
+    result = train(config, model=thinker, processor=tiny.tiny_processor())
+    assert result.step == 2 and all(0 < r["retained"] < 1 for r in result.records)
+    assert all(torch.equal(before[k], v) for k, v in thinker.state_dict().items())  # the model did not move
+    from omnisift import load_selector
+
+    trained = load_selector(result.selector_path)
+    assert trained.hidden_size == thinker.config.text_config.hidden_size  # sized from the model
+
+
+def test_load_pretrained_on_a_qwen3_folder_with_selector_keys(tmp_path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    from omnisift import load_pretrained
+
+    model = tiny.tiny_full_model()
+    model.save_pretrained(tmp_path)
+    weights = load_file(tmp_path / "model.safetensors")
+    selector = VisionGuidedAudioSelector(model.config.thinker_config.text_config.hidden_size)
+    weights.update({f"thinker.compressor.{k}": v.contiguous() for k, v in selector.state_dict().items()})
+    save_file(weights, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    loaded, handle = load_pretrained(tmp_path)
+    try:
+        assert type(loaded).__name__ == "Qwen3OmniMoeForConditionalGeneration"
+        assert all(torch.equal(loaded.state_dict()[k], v) for k, v in model.state_dict().items())
+        assert torch.equal(handle.selector.v_proj.weight, selector.v_proj.weight)
+    finally:
+        handle.remove()

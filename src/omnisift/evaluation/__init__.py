@@ -6,17 +6,17 @@ as `load_media`) decodes a video as the model sees it, `extract_choice` parses m
 benchmark shard and `write_report` merges and scores results.
 """
 
-from omnisift.evaluation.benchmarks import (
+from ..media import Media, MediaError, SamplingConfig
+from ..media import load as load_media
+from .benchmarks import (
     BENCHMARKS,
     MissingMediaError,
     Question,
     check_media,
     load_benchmark,
 )
-from omnisift.evaluation.choices import extract_choice
-from omnisift.evaluation.scoring import BenchmarkScore, Verdict, score_rows
-from omnisift.media import Media, MediaError, SamplingConfig
-from omnisift.media import load as load_media
+from .choices import extract_choice
+from .scoring import BenchmarkScore, Verdict, score_rows
 
 __all__ = [
     "BENCHMARKS",

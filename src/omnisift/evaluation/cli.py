@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 
 def add_eval_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from omnisift.evaluation.benchmarks import BENCHMARKS
+    from .benchmarks import BENCHMARKS
 
     p = subparsers.add_parser(
         "eval",
@@ -152,10 +152,10 @@ def compression_from_args(args: argparse.Namespace) -> Any:
 
 
 def _eval_config(args: argparse.Namespace):
-    from omnisift.evaluation.benchmarks import find_questions_file
-    from omnisift.evaluation.inputs import Protocol
-    from omnisift.evaluation.runner import EvalConfig
-    from omnisift.media import SamplingConfig
+    from ..media import SamplingConfig
+    from .benchmarks import find_questions_file
+    from .inputs import Protocol
+    from .runner import EvalConfig
 
     questions = args.questions or find_questions_file(args.benchmark, args.media_root)
     sampling = SamplingConfig(
@@ -196,10 +196,10 @@ def _fail(message: str) -> int:
 
 
 def run_eval_command(args: argparse.Namespace) -> int:
-    from omnisift.evaluation.benchmarks import MissingMediaError
-    from omnisift.evaluation.results import RunMetaMismatch, merge_rows, read_rows
-    from omnisift.evaluation.runner import run_eval
-    from omnisift.evaluation.scoring import score_rows
+    from .benchmarks import MissingMediaError
+    from .results import RunMetaMismatch, merge_rows, read_rows
+    from .runner import run_eval
+    from .scoring import score_rows
 
     try:
         config = _eval_config(args)
@@ -223,8 +223,8 @@ def run_eval_command(args: argparse.Namespace) -> int:
 
 
 def run_report_command(args: argparse.Namespace) -> int:
-    from omnisift.evaluation.judge import OpenAICompatibleJudge, judge_api_key
-    from omnisift.evaluation.report import write_report
+    from .judge import OpenAICompatibleJudge, judge_api_key
+    from .report import write_report
 
     judge = None
     if args.judge_url:

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from omnisift.media import Media, SamplingConfig
+from ..media import Media, SamplingConfig
 
 __all__ = ["Protocol", "collate", "conversation", "count_media_tokens", "encode_sample"]
 

@@ -24,7 +24,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
 
-from omnisift.evaluation.scoring import Verdict
+from .scoring import Verdict
 
 __all__ = [
     "Judge",

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omnisift._extras import require
-from omnisift.evaluation.benchmarks import BENCHMARKS, OPEN_ENDED
-from omnisift.evaluation.judge import Judge, cached_verdicts, judge_rows, load_verdicts
-from omnisift.evaluation.results import merge_rows, read_meta, read_rows
-from omnisift.evaluation.scoring import BenchmarkScore, score_rows
+from .._extras import require
+from .benchmarks import BENCHMARKS, OPEN_ENDED
+from .judge import Judge, cached_verdicts, judge_rows, load_verdicts
+from .results import merge_rows, read_meta, read_rows
+from .scoring import BenchmarkScore, score_rows
 
 __all__ = [
     "PAPER_TABLE1",

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from omnisift.evaluation.run_identity import RunMetaMismatch, read_meta
+from .run_identity import RunMetaMismatch, read_meta
 
 __all__ = [
     "ResultFileError",

@@ -31,17 +31,17 @@ from typing import Any
 
 import torch
 
-from omnisift._extras import require
-from omnisift.attach import CompressionConfig
-from omnisift.evaluation.benchmarks import Question, canonical_name, check_media, load_benchmark
-from omnisift.evaluation.choices import extract_choice
-from omnisift.evaluation.inputs import Protocol, collate, count_media_tokens, encode_sample
-from omnisift.evaluation.loading import LoadedModel, is_tiny, load_model
-from omnisift.evaluation.results import ResultWriter, finished_ids, merge_rows, read_rows, shard_path
-from omnisift.evaluation.run_identity import claim_run, describe, file_sha256
-from omnisift.media import Media, MediaError, configure_worker_threads
-from omnisift.methods import method_settings
-from omnisift.models import adapter_for_tiny
+from .._extras import require
+from ..attach import CompressionConfig
+from ..media import Media, MediaError, configure_worker_threads
+from ..methods import method_settings
+from ..models import adapter_for_tiny
+from .benchmarks import Question, canonical_name, check_media, load_benchmark
+from .choices import extract_choice
+from .inputs import Protocol, collate, count_media_tokens, encode_sample
+from .loading import LoadedModel, is_tiny, load_model
+from .results import ResultWriter, finished_ids, merge_rows, read_rows, shard_path
+from .run_identity import claim_run, describe, file_sha256
 
 __all__ = ["EvalConfig", "RunOutcome", "default_run_name", "resolve_shard", "run_eval"]
 
