@@ -23,6 +23,7 @@ def _config(questions, media_root, out, **kw):
     kw.setdefault("protocol", FAST)
     kw.setdefault("progress", False)
     kw.setdefault("run_name", "run")
+    kw.setdefault("workers", 0)  # in-process: worker processes are covered in test_runner.py
     return EvalConfig(
         benchmark="worldsense",
         questions=questions,
