@@ -9,7 +9,7 @@ its tiny test fixtures.
 from __future__ import annotations
 
 import json
-from abc import ABC, abstractmethod
+from abc import ABC
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +76,8 @@ class ModelAdapter(ABC):
     model_types: ClassVar[dict[str, str]] = {}
     """config.json `model_type` -> transformers class name that loads such a folder."""
     processor_class: ClassVar[str] = ""
+    real_token_ids: ClassVar[TokenIds]
+    """The released checkpoints' special token ids."""
     tiny_names: ClassVar[tuple[str, ...]] = ()
     """Names that load this family's random-weight fixture (`load_model("tiny")`)."""
     tiny_pixel_bounds: ClassVar[tuple[int, int]] = (0, 0)
@@ -131,9 +133,19 @@ class ModelAdapter(ABC):
             ) from exc
 
     @classmethod
-    @abstractmethod
     def build_tiny(cls, name: str, *, seed: int = 0, attn_implementation: str = "sdpa") -> TinyModel:
-        """The random-weight fixture called `name` (one of `tiny_names`) and its processor."""
+        """The random-weight fixture called `name` (one of `tiny_names`) and its processor, from the
+        family's `fixtures` module (`tiny_thinker(seed, attn_implementation)`, `tiny_processor()`)."""
+        import importlib
+
+        fixtures = importlib.import_module(cls.__module__.rsplit(".", 1)[0] + ".fixtures")
+        low, high = cls.tiny_pixel_bounds
+        return TinyModel(
+            model=fixtures.tiny_thinker(seed=seed, attn_implementation=attn_implementation),
+            processor=fixtures.tiny_processor(),
+            min_pixels=low,
+            max_pixels=high,
+        )
 
     # -- hook points --------------------------------------------------------------------------------
 
@@ -158,9 +170,19 @@ class ModelAdapter(ABC):
         return self.token_ids_from_config(self.thinker.config)
 
     @classmethod
-    @abstractmethod
     def token_ids_from_config(cls, config: Any) -> TokenIds:
-        """The special token ids a thinker config declares (with the family's real values as fallback)."""
+        """The special token ids a thinker config declares, with the family's real values (`real_token_ids`)
+        where it declares none (some are tokenizer ids, not config fields)."""
+        real = cls.real_token_ids
+        return TokenIds(
+            audio=getattr(config, "audio_token_id", real.audio),
+            audio_bos=getattr(config, "audio_start_token_id", real.audio_bos),
+            audio_eos=getattr(config, "audio_end_token_id", real.audio_eos),
+            vision_bos=getattr(config, "vision_start_token_id", real.vision_bos),
+            vision_eos=getattr(config, "vision_end_token_id", real.vision_eos),
+            image=getattr(config, "image_token_id", real.image),
+            video=getattr(config, "video_token_id", real.video),
+        )
 
     @property
     def device(self) -> torch.device:

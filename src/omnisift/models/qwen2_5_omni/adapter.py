@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import torch
 
 from ...layout import TokenIds
-from ..base import AudioAttention, ModelAdapter, TinyModel
+from ..base import AudioAttention, ModelAdapter
 
 __all__ = ["Qwen25OmniAdapter", "TOKEN_IDS"]
 
@@ -53,35 +53,13 @@ class Qwen25OmniAdapter(ModelAdapter):
         "qwen2_5_omni": "Qwen2_5OmniForConditionalGeneration",
         "qwen2_5_omni_thinker": "Qwen2_5OmniThinkerForConditionalGeneration",
     }
+    real_token_ids = TOKEN_IDS
     processor_class = "Qwen2_5OmniProcessor"
     tiny_names = ("tiny", "tiny-qwen2.5-omni")
     tiny_pixel_bounds = (28 * 28 * 4, 28 * 28 * 16)
     audio_tokens_per_second = 25.0
     position_ids_per_second = 25.0
     loads_without_talker: ClassVar[dict[str, Any]] = {"enable_audio_output": False}
-
-    @classmethod
-    def token_ids_from_config(cls, config: Any) -> TokenIds:
-        return TokenIds(
-            audio=getattr(config, "audio_token_id", TOKEN_IDS.audio),
-            audio_bos=getattr(config, "audio_start_token_id", TOKEN_IDS.audio_bos),
-            audio_eos=getattr(config, "audio_end_token_id", TOKEN_IDS.audio_eos),
-            vision_bos=getattr(config, "vision_start_token_id", TOKEN_IDS.vision_bos),
-            vision_eos=getattr(config, "vision_end_token_id", TOKEN_IDS.vision_eos),
-            image=getattr(config, "image_token_id", TOKEN_IDS.image),
-            video=getattr(config, "video_token_id", TOKEN_IDS.video),
-        )
-
-    @classmethod
-    def build_tiny(cls, name: str, *, seed: int = 0, attn_implementation: str = "sdpa") -> TinyModel:
-        from .fixtures import TINY_MAX_PIXELS, TINY_MIN_PIXELS, tiny_processor, tiny_thinker
-
-        return TinyModel(
-            model=tiny_thinker(seed=seed, attn_implementation=attn_implementation),
-            processor=tiny_processor(),
-            min_pixels=TINY_MIN_PIXELS,
-            max_pixels=TINY_MAX_PIXELS,
-        )
 
     def audio_attention(self) -> AudioAttention:
         encoder = self.thinker.model.audio_tower

@@ -11,9 +11,8 @@ model inputs with the video's own audio track interleaved (``use_audio_in_video`
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +27,10 @@ from transformers import (
     Qwen2Tokenizer,
     WhisperFeatureExtractor,
 )
-from transformers.utils import logging as hf_logging
 
 from ...media import Media, load
+from ...testing.tokenizer import byte_level_tokenizer, quiet_transformers
+from .adapter import Qwen25OmniAdapter
 
 logger = logging.getLogger(__name__)
 
@@ -119,23 +119,7 @@ CHAT_TEMPLATE = "{%- set default_system = '" + DEFAULT_SYSTEM_PROMPT + "' -%}" +
 
 # Per-frame pixel bounds of the tiny processor: a 112x112 frame stays 112x112 (4x4 merged cells,
 # 16 tokens per temporal grid), larger frames are scaled down to at most 4x4 cells.
-TINY_MIN_PIXELS = 28 * 28 * 4
-TINY_MAX_PIXELS = 28 * 28 * 16
-
-
-@contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    """Silence transformers' config validation chatter while building tiny configs.
-
-    The stock talker config warns that its ``tts_text_*`` ids lie outside the talker vocabulary; they
-    index the thinker vocabulary, so the warning is noise (the real checkpoint config triggers it too).
-    """
-    previous = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(previous)
+TINY_MIN_PIXELS, TINY_MAX_PIXELS = Qwen25OmniAdapter.tiny_pixel_bounds
 
 
 def _text_heads(hidden_size: int, head_dim: int = 8) -> tuple[int, int]:
@@ -159,7 +143,7 @@ def tiny_thinker_config(
     heads, kv_heads = _text_heads(hidden_size)
     if vocab_size <= VIDEO_ID:
         raise ValueError(f"vocab_size must exceed the largest special id {VIDEO_ID}, got {vocab_size}")
-    with _quiet_transformers():
+    with quiet_transformers():
         config = Qwen2_5OmniThinkerConfig(
             audio_config=dict(
                 num_mel_bins=128,
@@ -311,7 +295,7 @@ def tiny_omni_model(
     """
     thinker_config = tiny_thinker_config(**config_kwargs)
     hidden = thinker_config.text_config.hidden_size
-    with _quiet_transformers():
+    with quiet_transformers():
         config = Qwen2_5OmniConfig(
             thinker_config=thinker_config,
             talker_config=_tiny_talker_config(hidden),
@@ -339,51 +323,9 @@ def tiny_omni_model(
     return model.eval()
 
 
-def _bytes_to_unicode() -> dict[int, str]:
-    """Byte -> printable character table of byte-level BPE (printable bytes map to themselves).
-
-    The order gives byte-level ids 0..255 in the same order as GPT-2/Qwen vocabularies.
-    """
-    printable = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
-    )
-    table: dict[int, str] = {b: chr(b) for b in printable}
-    extra = 0
-    for b in range(256):
-        if b not in table:
-            table[b] = chr(256 + extra)
-            extra += 1
-    ordered = printable + [b for b in range(256) if b not in printable]
-    return {b: table[b] for b in ordered}
-
-
 def tiny_tokenizer() -> Qwen2Tokenizer:
-    """A byte-level Qwen2 tokenizer (no merges) whose special tokens carry the real Qwen2.5-Omni ids.
-
-    Every string tokenizes (one id per UTF-8 byte) and decodes back exactly; special tokens are atomic.
-    """
-    vocab = {ch: i for i, ch in enumerate(_bytes_to_unicode().values())}
-    vocab.update(SPECIAL_TOKENS)
-    tokenizer = Qwen2Tokenizer(
-        vocab=vocab,
-        merges=[],
-        unk_token="<|endoftext|>",
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        extra_special_tokens=dict(_NAMED_MEDIA_TOKENS),
-        padding_side="left",
-        model_max_length=32768,
-    )
-    tokenizer.add_special_tokens(
-        {"extra_special_tokens": ["<|im_start|>", "<|im_end|>"]}, replace_extra_special_tokens=False
-    )
-    for token, expected in SPECIAL_TOKENS.items():
-        got = tokenizer.convert_tokens_to_ids(token)
-        if got != expected:  # pragma: no cover - guards against a tokenizers behaviour change
-            raise RuntimeError(f"tiny tokenizer maps {token} to {got}, expected {expected}")
-    return tokenizer
+    """A byte-level tokenizer whose special tokens carry the real Qwen2.5-Omni ids."""
+    return byte_level_tokenizer(SPECIAL_TOKENS, _NAMED_MEDIA_TOKENS)
 
 
 def tiny_processor(

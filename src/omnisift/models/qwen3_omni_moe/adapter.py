@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import torch
 
 from ...layout import TokenIds
-from ..base import AudioAttention, ModelAdapter, TinyModel
+from ..base import AudioAttention, ModelAdapter
 
 __all__ = ["Qwen3OmniMoeAdapter", "TOKEN_IDS", "audio_token_count"]
 
@@ -73,6 +73,7 @@ class Qwen3OmniMoeAdapter(ModelAdapter):
         "qwen3_omni_moe": "Qwen3OmniMoeForConditionalGeneration",
         "qwen3_omni_moe_thinker": "Qwen3OmniMoeThinkerForConditionalGeneration",
     }
+    real_token_ids = TOKEN_IDS
     processor_class = "Qwen3OmniMoeProcessor"
     tiny_names = ("tiny-qwen3-omni",)
     tiny_pixel_bounds = (32 * 32 * 4, 32 * 32 * 16)
@@ -80,29 +81,6 @@ class Qwen3OmniMoeAdapter(ModelAdapter):
     position_ids_per_second = 13.0
     filtered_inputs = ("visual_pos_masks", "deepstack_visual_embeds")
     loads_without_talker: ClassVar[dict[str, Any]] = {"enable_audio_output": False}
-
-    @classmethod
-    def token_ids_from_config(cls, config: Any) -> TokenIds:
-        return TokenIds(
-            audio=getattr(config, "audio_token_id", TOKEN_IDS.audio),
-            audio_bos=getattr(config, "audio_start_token_id", TOKEN_IDS.audio_bos),
-            audio_eos=getattr(config, "audio_end_token_id", TOKEN_IDS.audio_eos),
-            vision_bos=getattr(config, "vision_start_token_id", TOKEN_IDS.vision_bos),
-            vision_eos=getattr(config, "vision_end_token_id", TOKEN_IDS.vision_eos),
-            image=getattr(config, "image_token_id", TOKEN_IDS.image),
-            video=getattr(config, "video_token_id", TOKEN_IDS.video),
-        )
-
-    @classmethod
-    def build_tiny(cls, name: str, *, seed: int = 0, attn_implementation: str = "sdpa") -> TinyModel:
-        from .fixtures import TINY_MAX_PIXELS, TINY_MIN_PIXELS, tiny_processor, tiny_thinker
-
-        return TinyModel(
-            model=tiny_thinker(seed=seed, attn_implementation=attn_implementation),
-            processor=tiny_processor(),
-            min_pixels=TINY_MIN_PIXELS,
-            max_pixels=TINY_MAX_PIXELS,
-        )
 
     def audio_attention(self) -> AudioAttention:
         encoder = self.thinker.model.audio_tower

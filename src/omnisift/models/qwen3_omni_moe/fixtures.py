@@ -22,9 +22,9 @@ from transformers import (
     WhisperFeatureExtractor,
 )
 
+from ...testing.tokenizer import byte_level_tokenizer, quiet_transformers
 from ..qwen2_5_omni.fixtures import CHAT_TEMPLATE as _QWEN25_TEMPLATE
-from ..qwen2_5_omni.fixtures import _bytes_to_unicode, _quiet_transformers
-from .adapter import TOKEN_IDS
+from .adapter import TOKEN_IDS, Qwen3OmniMoeAdapter
 
 __all__ = [
     "PAD_ID",
@@ -77,8 +77,7 @@ CHAT_TEMPLATE = (
 )
 
 # 32-pixel merged cells (patch 16, merge 2): a 128x128 frame is 4x4 cells, 16 tokens per grid.
-TINY_MIN_PIXELS = 32 * 32 * 4
-TINY_MAX_PIXELS = 32 * 32 * 16
+TINY_MIN_PIXELS, TINY_MAX_PIXELS = Qwen3OmniMoeAdapter.tiny_pixel_bounds
 HEAD_DIM = 16
 QK_NORM_SCALE = 2.0
 AUDIO_PROJ_STD = 1.0
@@ -96,7 +95,7 @@ def tiny_thinker_config(
     if hidden_size % HEAD_DIM:
         raise ValueError(f"hidden_size must be a multiple of {HEAD_DIM}, got {hidden_size}")
     heads = hidden_size // HEAD_DIM
-    with _quiet_transformers():
+    with quiet_transformers():
         config = Qwen3OmniMoeThinkerConfig(
             audio_config=dict(
                 num_mel_bins=128,
@@ -189,7 +188,7 @@ def tiny_thinker(
 def tiny_full_model(seed: int = 0, attn_implementation: str = "sdpa") -> Qwen3OmniMoeForConditionalGeneration:
     """The full model class around a tiny thinker, built without the talker (text output only)."""
     thinker_config = tiny_thinker_config()
-    with _quiet_transformers():
+    with quiet_transformers():
         config = Qwen3OmniMoeConfig(thinker_config=thinker_config.to_dict(), enable_audio_output=False)
     config.thinker_config.vision_start_token_id = TOKEN_IDS.vision_bos
     config.thinker_config.vision_end_token_id = TOKEN_IDS.vision_eos
@@ -205,27 +204,8 @@ def tiny_full_model(seed: int = 0, attn_implementation: str = "sdpa") -> Qwen3Om
 
 
 def tiny_tokenizer() -> Qwen2Tokenizer:
-    """A byte-level Qwen2 tokenizer whose special tokens carry the real Qwen3-Omni names and ids."""
-    vocab = {ch: i for i, ch in enumerate(_bytes_to_unicode().values())}
-    vocab.update(SPECIAL_TOKENS)
-    tokenizer = Qwen2Tokenizer(
-        vocab=vocab,
-        merges=[],
-        unk_token="<|endoftext|>",
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        extra_special_tokens=dict(_NAMED_MEDIA_TOKENS),
-        padding_side="left",
-        model_max_length=32768,
-    )
-    tokenizer.add_special_tokens(
-        {"extra_special_tokens": ["<|im_start|>", "<|im_end|>"]}, replace_extra_special_tokens=False
-    )
-    for token, expected in SPECIAL_TOKENS.items():
-        got = tokenizer.convert_tokens_to_ids(token)
-        if got != expected:  # pragma: no cover - guards against a tokenizers behaviour change
-            raise RuntimeError(f"tiny Qwen3-Omni tokenizer maps {token} to {got}, expected {expected}")
-    return tokenizer
+    """A byte-level tokenizer whose special tokens carry the real Qwen3-Omni names and ids."""
+    return byte_level_tokenizer(SPECIAL_TOKENS, _NAMED_MEDIA_TOKENS)
 
 
 def tiny_processor(
