@@ -20,7 +20,7 @@ def test_eval_then_report_on_tiny_model(question_files, media_root, tmp_path, ca
     out = tmp_path / "runs"
     base = ["eval", "--benchmark", "worldsense", "--media-root", str(media_root), "--model", "tiny"]
     base += ["--questions", str(question_files["worldsense"]), "--out", str(out), "--limit", "2"]
-    base += ["--max-new-tokens", "2", "--no-progress", "--batch-size", "2"]
+    base += ["--max-new-tokens", "2", "--no-progress", "--batch-size", "2", "--workers", "0"]
     assert main([*base, "--method", "none"]) == 0
     printed = capsys.readouterr().out
     assert "2 new rows" in printed and "RANDOM WEIGHTS" in printed
