@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ...layout import TokenIds
+from ...testing.batches import pad_samples
 from .adapter import TOKEN_IDS
 
 __all__ = [
@@ -195,19 +196,12 @@ def build_batch(
     """Build a padded batch; padding gets position id 1 and attention mask 0, as in transformers."""
     ids = token_ids or TOKEN_IDS
     built = [_sample(s, ids, text_id, position_id_per_seconds, seconds_per_chunk) for s in samples]
-    width = max(tok.numel() for tok, _ in built)
     batch = len(built)
-    input_ids = torch.full((batch, width), pad_id, dtype=torch.long)
-    position_ids = torch.ones(3, batch, width, dtype=torch.long)
-    attention_mask = torch.zeros(batch, width, dtype=torch.long)
-    for i, (tok, pos) in enumerate(built):
-        n = tok.numel()
-        sl = slice(width - n, width) if padding_side == "left" else slice(0, n)
-        input_ids[i, sl] = tok
-        position_ids[:, i, sl] = pos
-        attention_mask[i, sl] = 1
+    input_ids, position_ids, attention_mask = pad_samples(
+        built, pad_id=pad_id, pad_position=1, padding_side=padding_side
+    )
     generator = torch.Generator().manual_seed(seed)
-    embeds = torch.randn(batch, width, hidden_size, generator=generator).to(dtype)
+    embeds = torch.randn(batch, input_ids.shape[1], hidden_size, generator=generator).to(dtype)
     return SyntheticBatch(
         input_ids.to(device), position_ids.to(device), attention_mask.to(device), embeds.to(device), samples
     )

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from ...layout import TokenIds
+from ...testing.batches import pad_samples
 from .adapter import TOKEN_IDS, audio_token_count
 
 __all__ = ["Segment", "text", "av_clip", "video", "audio", "image", "SyntheticBatch", "build_batch"]
@@ -171,17 +172,10 @@ def build_batch(
 ) -> SyntheticBatch:
     ids = token_ids or TOKEN_IDS
     built = [_sample(s, ids, text_id) for s in samples]
-    width = max(tok.numel() for tok, _ in built)
     batch = len(built)
-    input_ids = torch.full((batch, width), pad_id, dtype=torch.long)
-    position_ids = torch.zeros(3, batch, width, dtype=torch.float32)
-    attention_mask = torch.zeros(batch, width, dtype=torch.long)
-    for i, (tok, pos) in enumerate(built):
-        n = tok.numel()
-        sl = slice(width - n, width) if padding_side == "left" else slice(0, n)
-        input_ids[i, sl] = tok
-        position_ids[:, i, sl] = pos
-        attention_mask[i, sl] = 1
+    input_ids, position_ids, attention_mask = pad_samples(
+        built, pad_id=pad_id, pad_position=0.0, padding_side=padding_side, position_dtype=torch.float32
+    )
     segs = [seg for sample in samples for seg in sample]
     vids = [s for s in segs if s.kind in ("av", "video")]
     imgs = [s for s in segs if s.kind == "image"]
@@ -197,7 +191,7 @@ def build_batch(
         input_ids=input_ids,
         position_ids=position_ids,
         attention_mask=attention_mask,
-        inputs_embeds=torch.randn(batch, width, hidden_size, generator=generator),
+        inputs_embeds=torch.randn(batch, input_ids.shape[1], hidden_size, generator=generator),
         video_grid_thw=thw(vids),
         image_grid_thw=thw(imgs),
         video_second_per_grid=torch.tensor([s.second_per_grid for s in vids]) if vids else None,
