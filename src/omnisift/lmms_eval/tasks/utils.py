@@ -25,7 +25,7 @@ from typing import Any
 
 import datasets
 
-from omnisift.evaluation.benchmarks import check_media, load_benchmark
+from omnisift.evaluation.benchmarks import MissingMediaError, check_media, load_benchmark
 from omnisift.evaluation.choices import extract_choice
 from omnisift.lmms_eval import stats
 
@@ -66,6 +66,10 @@ def load_docs(name: str) -> datasets.Dataset:
     if limit:
         questions = questions[: int(limit)]
     questions = check_media(questions, skip_missing=os.environ.get("OMNISIFT_SKIP_MISSING") == "1")
+    if not questions:
+        raise MissingMediaError(
+            f"no question of {name} has its video under {media_root(name)}; check OMNISIFT_{name.upper()}_MEDIA"
+        )
     rows = [
         {
             "question_id": q.id,
