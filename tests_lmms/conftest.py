@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from lmms_helpers import OPTIONS, VIDEOS, DailyTask, prompt
+import torch
+from lmms_helpers import OPTIONS, VIDEOS, Checkpoint, DailyTask, prompt
 
-from omnisift.models.qwen2_5_omni.fixtures import make_clip
+from omnisift.models.qwen2_5_omni.fixtures import make_clip, tiny_processor, tiny_thinker
+from omnisift.selector import VisionGuidedAudioSelector, save_selector
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +39,29 @@ def daily_task(tmp_path_factory: pytest.TempPathFactory) -> DailyTask:
     questions = root / "data.jsonl"
     questions.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return DailyTask(questions=questions, media=media, home=root / "hf")
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Checkpoint:
+    """The tiny thinker saved as a checkpoint folder (with its processor) and a selector file.
+
+    Its output layer can only say "B": the random tiny model's answers otherwise decode to nothing
+    (its ids fall outside the 266-token test tokenizer), which would make matching answers and
+    accuracies vacuous. Answering "B" to questions whose answers are A, B, C, D scores exactly 25%.
+    """
+    folder = tmp_path_factory.mktemp("tiny-checkpoint")
+    thinker = tiny_thinker(seed=0)
+    processor = tiny_processor()
+    letter = processor.tokenizer.convert_tokens_to_ids("B")
+    with torch.no_grad():
+        weight = thinker.lm_head.weight
+        others = torch.ones(weight.shape[0], dtype=torch.bool)
+        others[letter] = False
+        weight[others] = 0.0
+        weight[letter] = weight[letter].sign() * 10.0 * weight[letter].abs().max()
+    thinker.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        selector = VisionGuidedAudioSelector(thinker.config.text_config.hidden_size)
+    return Checkpoint(folder=folder, selector=save_selector(selector, folder / "selector.safetensors"))

@@ -12,7 +12,23 @@ from pathlib import Path
 
 OPTIONS = ["a red ball", "a blue cube", "a green cone", "a yellow ring"]
 VIDEOS = ["v1", "v2", "v1", "v3"]  # v1 twice: consecutive questions may share a video
-MAX_NEW_TOKENS = 4  # random weights: a few tokens show the answers agree without minutes of decoding
+TINY_PIXELS = (28 * 28 * 4, 28 * 28 * 16)  # the tiny processor's frame bounds (a folder is not "tiny")
+
+
+@dataclass
+class Checkpoint:
+    folder: Path
+    selector: Path
+
+    def model_args(self, **settings: object) -> str:
+        """`--model_args` for this checkpoint: its selector, the tiny frame bounds, then `settings`."""
+        base = {
+            "pretrained": self.folder,
+            "selector": self.selector,
+            "min_pixels": TINY_PIXELS[0],
+            "max_pixels": TINY_PIXELS[1],
+        }
+        return ",".join(f"{key}={value}" for key, value in {**base, **settings}.items())
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""The tiny model through lmms-eval's own command line, against `omnisift eval` on the same questions.
+"""The tiny model (saved as a checkpoint folder) through lmms-eval's own command line, against
+`omnisift eval` on the same questions.
 
 One module-scoped set of runs (about two minutes on two CPU cores): budget A, budget B into the same
 output folder and response cache, then budget A again; and `omnisift eval` at budget A.
@@ -9,20 +10,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from lmms_helpers import MAX_NEW_TOKENS, DailyTask, read_runs, run_lmms_eval
+from lmms_helpers import TINY_PIXELS, Checkpoint, DailyTask, read_runs, run_lmms_eval
 
 from omnisift.evaluation.benchmarks import load_benchmark
 from omnisift.evaluation.inputs import Protocol
 from omnisift.evaluation.results import merge_rows, read_rows
 from omnisift.evaluation.runner import EvalConfig, run_eval
 from omnisift.evaluation.scoring import score_rows
+from omnisift.media import SamplingConfig
 
-ARGS_A = f"pretrained=tiny,method=omnisift,retain=0.25,max_new_tokens={MAX_NEW_TOKENS}"
-ARGS_B = f"pretrained=tiny,method=omnisift,retain=0.5,max_new_tokens={MAX_NEW_TOKENS}"
+NEW_TOKENS = 1  # the checkpoint can only say "B"; one token is the whole answer
 
 
 @dataclass
 class Runs:
+    args_a: str
+    args_b: str
     shared: dict  # model_args -> (results, samples): budgets A and B, same output folder and cache
     again: tuple[dict, list[dict]]  # budget A rerun with the same cache
     eval_rows: list[dict]  # omnisift eval at budget A
@@ -30,33 +33,39 @@ class Runs:
 
 
 @pytest.fixture(scope="module")
-def runs(daily_task: DailyTask, tmp_path_factory: pytest.TempPathFactory) -> Runs:
+def runs(daily_task: DailyTask, checkpoint: Checkpoint, tmp_path_factory: pytest.TempPathFactory) -> Runs:
     root = tmp_path_factory.mktemp("runs")
     cache = root / "cache"
-    run_lmms_eval(daily_task, ARGS_A, root / "shared", cache)
-    run_lmms_eval(daily_task, ARGS_B, root / "shared", cache)
-    run_lmms_eval(daily_task, ARGS_A, root / "again", cache)
+    args_a = checkpoint.model_args(method="omnisift", retain=0.25, max_new_tokens=NEW_TOKENS)
+    args_b = checkpoint.model_args(method="omnisift", retain=0.5, max_new_tokens=NEW_TOKENS)
+    run_lmms_eval(daily_task, args_a, root / "shared", cache)
+    run_lmms_eval(daily_task, args_b, root / "shared", cache)
+    run_lmms_eval(daily_task, args_a, root / "again", cache)
+    sampling = SamplingConfig(min_pixels=TINY_PIXELS[0], max_pixels=TINY_PIXELS[1])
     outcome = run_eval(
         EvalConfig(
             benchmark="dailyomni",
             questions=daily_task.questions,
-            model="tiny",
+            model=str(checkpoint.folder),
+            selector=str(checkpoint.selector),
             out=root / "omnisift-eval",
             media_root=daily_task.media,
             method="omnisift",
             retain=0.25,
             batch_size=2,
-            protocol=Protocol(max_new_tokens=MAX_NEW_TOKENS),
+            protocol=Protocol(max_new_tokens=NEW_TOKENS, sampling=sampling),
             workers=0,
             progress=False,
         )
     )
     again = read_runs(root / "again")
-    assert list(again) == [ARGS_A]
+    assert list(again) == [args_a]
     questions = load_benchmark("dailyomni", daily_task.questions, daily_task.media)
     return Runs(
+        args_a=args_a,
+        args_b=args_b,
         shared=read_runs(root / "shared"),
-        again=again[ARGS_A],
+        again=again[args_a],
         eval_rows=merge_rows(read_rows(outcome.bench_dir)),
         question_ids=[q.id for q in questions],
     )
@@ -68,9 +77,9 @@ def _response(sample: dict) -> str:
 
 
 def test_results_carry_accuracy_kept_fraction_and_selection_time(runs: Runs) -> None:
-    results, samples = runs.shared[ARGS_A]
+    results, samples = runs.shared[runs.args_a]
     metrics = results["results"]["omnisift_dailyomni"]
-    assert 0.0 <= metrics["accuracy,none"] <= 1.0
+    assert metrics["accuracy,none"] == 0.25  # "B" to questions answered A, B, C, D
     assert 0.0 < metrics["kept_fraction,none"] < 0.5  # retain=0.25 of the audio+video tokens
     assert metrics["select_seconds,none"] > 0.0
     assert results["throughput"]["avg_kept_fraction"] == pytest.approx(
@@ -81,11 +90,12 @@ def test_results_carry_accuracy_kept_fraction_and_selection_time(runs: Runs) -> 
         kept = sample["kept_fraction"]
         assert 0 < kept["after"] < kept["before"]
         assert sample["select_seconds"] > 0.0
-        assert sample["token_counts"][0]["output_tokens"] <= MAX_NEW_TOKENS
+        assert _response(sample) == "B"
+        assert sample["token_counts"][0]["output_tokens"] == NEW_TOKENS
 
 
 def test_same_answers_and_same_score_as_omnisift_eval(runs: Runs) -> None:
-    results, samples = runs.shared[ARGS_A]
+    results, samples = runs.shared[runs.args_a]
     rows = {row["id"]: row for row in runs.eval_rows}
     assert [row["status"] for row in rows.values()] == ["ok"] * 4
     for sample in samples:
@@ -103,8 +113,8 @@ def test_same_answers_and_same_score_as_omnisift_eval(runs: Runs) -> None:
 
 
 def test_two_budgets_give_two_result_sets(runs: Runs) -> None:
-    assert set(runs.shared) == {ARGS_A, ARGS_B}
-    (results_a, _), (results_b, samples_b) = runs.shared[ARGS_A], runs.shared[ARGS_B]
+    assert set(runs.shared) == {runs.args_a, runs.args_b}
+    (results_a, _), (results_b, samples_b) = runs.shared[runs.args_a], runs.shared[runs.args_b]
     kept_a = results_a["results"]["omnisift_dailyomni"]["kept_fraction,none"]
     kept_b = results_b["results"]["omnisift_dailyomni"]["kept_fraction,none"]
     assert kept_b > kept_a
@@ -116,6 +126,6 @@ def test_two_budgets_give_two_result_sets(runs: Runs) -> None:
 def test_cache_serves_a_rerun_of_the_same_budget(runs: Runs) -> None:
     """The cache is live: the separation of the two budgets above is not a cache that does nothing."""
     _, samples = runs.again
-    _, first = runs.shared[ARGS_A]
-    assert [_response(s) for s in samples] == [_response(s) for s in first]
-    assert all("kept_fraction" not in sample for sample in samples)
+    _, first = runs.shared[runs.args_a]
+    assert [_response(s) for s in samples] == [_response(s) for s in first] == ["B"] * 4
+    assert all("kept_fraction" not in sample for sample in samples)  # no model call, no record

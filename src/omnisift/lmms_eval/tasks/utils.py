@@ -11,7 +11,7 @@ Where things are (environment variables, read when lmms-eval builds the task):
   OMNISIFT_MEDIA_ROOT        else: a folder holding <name>/ media roots
   OMNISIFT_SKIP_MISSING=1    skip questions whose video is missing (default: stop and name them)
   OMNISIFT_LIMIT=N           only the first N questions (as `omnisift eval --limit`)
-<NAME> is DAILYOMNI, OMNIVIDEOBENCH or VIDEO_SALMONN.
+<NAME> is DAILYOMNI, OMNIVIDEOBENCH, VIDEO_SALMONN, WORLDSENSE or VIDEOMME.
 """
 
 from __future__ import annotations
@@ -97,6 +97,16 @@ def process_docs_omnivideobench(_: datasets.Dataset) -> datasets.Dataset:
 
 def process_docs_video_salmonn(_: datasets.Dataset) -> datasets.Dataset:
     return load_docs("video_salmonn")
+
+
+# lmms-eval has its own `worldsense` and `videomme` tasks (their prompts, parsers and data); these two
+# put omnisift's question files and parser behind the same harness, for the paper's whole table.
+def process_docs_worldsense(_: datasets.Dataset) -> datasets.Dataset:
+    return load_docs("worldsense")
+
+
+def process_docs_videomme(_: datasets.Dataset) -> datasets.Dataset:
+    return load_docs("videomme")
 
 
 def doc_to_visual(doc: dict[str, Any]) -> list[str]:
