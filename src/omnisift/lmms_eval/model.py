@@ -30,7 +30,7 @@ from omnisift.evaluation.loading import load_model
 from omnisift.evaluation.runner import generate_batch
 from omnisift.lmms_eval import stats
 from omnisift.lmms_eval.settings import ModelSettings, identity, parse_model_args, run_protocol
-from omnisift.media import MediaError
+from omnisift.media import Media, MediaError
 
 __all__ = ["OmniSIFT"]
 
@@ -68,6 +68,7 @@ class OmniSIFT(lmms):
         self.protocol = run_protocol(self.settings.pretrained, self.settings.protocol, self.loaded.processor)
         self.batch_size = self.settings.batch_size
         self.task_dict: dict[str, Any] = {}
+        self._decoded: dict[str, Media] = {}
         self._own_max_new_tokens = kwargs.get("max_new_tokens") is not None
         self.identity = identity(self.settings)
         if self.loaded.random_weights:
@@ -133,9 +134,14 @@ class OmniSIFT(lmms):
             )
         return str(paths[0])
 
-    def _encode(self, request: Instance, protocol: Protocol) -> dict[str, Any]:
-        video = protocol.sampling.load(self._video_of(request), audio=protocol.use_audio)
-        inputs = encode_sample(self.loaded.processor, video, request.args[0], protocol)
+    def _encode(self, request: Instance, protocol: Protocol, decoded: dict[str, Media]) -> dict[str, Any]:
+        """Processor inputs for one request; `decoded` keeps the last video, which consecutive questions
+        on the same video share (decoded once, as `omnisift eval` does)."""
+        path = self._video_of(request)
+        if path not in decoded:
+            decoded.clear()
+            decoded[path] = protocol.sampling.load(path, audio=protocol.use_audio)
+        inputs = encode_sample(self.loaded.processor, decoded[path], request.args[0], protocol)
         dtype = next(self.loaded.thinker.parameters()).dtype
         for key in ("pixel_values_videos", "input_features"):
             if key in inputs and inputs[key].is_floating_point():
@@ -149,7 +155,7 @@ class OmniSIFT(lmms):
         by_audio: dict[bool, list[tuple[int, dict[str, Any]]]] = {}
         for i, request in enumerate(requests):
             try:
-                inputs = self._encode(request, protocol)
+                inputs = self._encode(request, protocol, self._decoded)
             except Exception as exc:  # noqa: BLE001 - one unreadable video becomes one wrong answer
                 out.append((i, self._failed(request, f"{type(exc).__name__}: {exc}")))
                 continue
