@@ -106,6 +106,8 @@ def test_same_answers_and_same_score_as_omnisift_eval(runs: Runs) -> None:
         tokens = row["tokens"]
         assert kept["before"] == tokens["video_before"] + tokens["audio_before"]
         assert kept["after"] == tokens["video_after"] + tokens["audio_after"]
+        # Same prompt and media: the same prefill length (text tokens plus kept media tokens).
+        assert sample["token_counts"][0]["input_tokens"] == kept["after"] + tokens["text"]
     score = score_rows("dailyomni", list(rows.values()))
     metrics = results["results"]["omnisift_dailyomni"]
     assert 100.0 * metrics["accuracy,none"] == pytest.approx(score.accuracy)
