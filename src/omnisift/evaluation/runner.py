@@ -43,7 +43,7 @@ from .loading import LoadedModel, is_tiny, load_model
 from .results import ResultWriter, finished_ids, merge_rows, read_rows, shard_path
 from .run_identity import claim_run, describe, file_sha256
 
-__all__ = ["EvalConfig", "RunOutcome", "default_run_name", "resolve_shard", "run_eval"]
+__all__ = ["EvalConfig", "RunOutcome", "default_run_name", "generate_batch", "resolve_shard", "run_eval"]
 
 logger = logging.getLogger(__name__)
 
@@ -417,6 +417,13 @@ def _generate(loaded: LoadedModel, items: list[_Prepared], protocol: Protocol) -
         "generate_s": seconds,
         "select_s": select_s,
     }
+
+
+def generate_batch(loaded: LoadedModel, inputs: list[dict[str, Any]], protocol: Protocol) -> dict[str, Any]:
+    """Generate for encoded samples (`encode_sample` outputs that agree on audio use) exactly as a run
+    does: texts, per-sample token counts before/after compression, new-token counts and timings.
+    For other harnesses (`omnisift.lmms_eval`), so their answers are the ones `omnisift eval` gives."""
+    return _generate(loaded, [_Prepared(question=None, inputs=x) for x in inputs], protocol)  # type: ignore[arg-type]
 
 
 def _row(item: _Prepared, rank: int, **extra: Any) -> dict[str, Any]:

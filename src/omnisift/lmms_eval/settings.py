@@ -1,0 +1,182 @@
+"""Turn lmms-eval's `--model_args` into what `omnisift eval` takes: a model source, a compression and a
+protocol. Pure Python (no lmms-eval import), so it is tested with the rest of the package.
+
+lmms-eval splits `--model_args` on commas and turns numbers and true/false into Python values; every
+key this module does not know is a setting of the method (`knn=3`, `alphas=[0.5,1]`), read as JSON
+where it parses, exactly like `omnisift eval --method-param`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from omnisift.attach import CompressionConfig
+from omnisift.evaluation.inputs import Protocol
+from omnisift.evaluation.loading import NO_COMPRESSION
+from omnisift.loading import is_tiny
+from omnisift.media import SamplingConfig
+from omnisift.methods import parse_method_params
+from omnisift.models import adapter_for_tiny
+
+__all__ = ["ModelSettings", "parse_model_args", "run_protocol"]
+
+_SAMPLING_KEYS = ("fps", "max_frames", "min_pixels", "max_pixels")
+_KNOWN = {
+    "pretrained",
+    "method",
+    "retain",
+    "video_drop",
+    "audio_drop",
+    "selector",
+    "seed",
+    "device",
+    "dtype",
+    "processor",
+    "batch_size",
+    "max_batch_size",
+    "attn_implementation",
+    "use_audio",
+    "system_prompt",
+    "max_new_tokens",
+    *_SAMPLING_KEYS,
+}
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Everything `--model omnisift --model_args ...` asked for."""
+
+    pretrained: str
+    method: str = "omnisift"
+    retain: float | None = None
+    video_drop: float = 0.7
+    audio_drop: float = 0.3
+    selector: str | None = None
+    seed: int = 0
+    method_params: dict[str, Any] = field(default_factory=dict)
+    protocol: Protocol = field(default_factory=Protocol)
+    batch_size: int = 1
+    device: str | None = None
+    dtype: str | None = None
+    processor: str | None = None
+    attn_implementation: str = "sdpa"
+
+    @property
+    def compressed(self) -> bool:
+        return self.method not in NO_COMPRESSION
+
+    def compression(self) -> CompressionConfig | None:
+        """The `CompressionConfig` (validated: an unknown method or setting raises here), or None."""
+        if not self.compressed:
+            return None
+        return CompressionConfig(
+            method=self.method,
+            video_drop=self.video_drop,
+            audio_drop=self.audio_drop,
+            retain=self.retain,
+            selector=self.selector,
+            seed=self.seed,
+            method_params=dict(self.method_params),
+        )
+
+
+def _number(key: str, value: Any, kind: type) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"--model_args {key}={value!r}: expected a number")
+    if kind is int and float(value) != int(value):
+        raise ValueError(f"--model_args {key}={value!r}: expected a whole number")
+    return kind(value)
+
+
+def _flag(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"--model_args {key}={value!r}: expected true or false")
+    return value
+
+
+def _method_value(key: str, value: Any) -> Any:
+    """JSON where a text value parses as JSON (lists, null), as `--method-param` reads it."""
+    if isinstance(value, str):
+        return parse_method_params([f"{key}={value}"])[key]
+    return value
+
+
+def parse_model_args(args: dict[str, Any]) -> ModelSettings:
+    """`{"pretrained": "tiny", "method": "omnisift", "retain": 0.25, "knn": 3}` -> `ModelSettings`.
+
+    Raises ValueError naming the argument when a value has the wrong type or `pretrained` is missing.
+    """
+    if not args.get("pretrained"):
+        raise ValueError(
+            "--model_args needs pretrained=PATH (a Qwen2.5-Omni checkpoint folder) or pretrained=tiny "
+            "(the random-weight fixture)"
+        )
+    method_params = {k: _method_value(k, v) for k, v in args.items() if k not in _KNOWN}
+    sampling = SamplingConfig()
+    sampling = replace(
+        sampling,
+        **{
+            k: _number(k, args[k], float if k == "fps" else int)
+            for k in _SAMPLING_KEYS
+            if args.get(k) is not None
+        },
+    )
+    protocol = Protocol(
+        system_prompt=args.get("system_prompt"),
+        use_audio=_flag("use_audio", args["use_audio"]) if "use_audio" in args else True,
+        max_new_tokens=_number("max_new_tokens", args["max_new_tokens"], int)
+        if args.get("max_new_tokens") is not None
+        else Protocol().max_new_tokens,
+        sampling=sampling,
+    )
+    batch = args.get("batch_size")
+    if batch in (None, "", "auto"):
+        batch = 1
+    elif isinstance(batch, str) and batch.isdigit():
+        batch = int(batch)
+    batch = _number("batch_size", batch, int)
+    if batch < 1:
+        raise ValueError(f"--batch_size must be at least 1 (got {batch})")
+    retain = args.get("retain")
+    return ModelSettings(
+        pretrained=str(args["pretrained"]),
+        method=str(args.get("method", "omnisift")),
+        retain=None if retain in (None, "none", "None") else _number("retain", retain, float),
+        video_drop=_number("video_drop", args.get("video_drop", 0.7), float),
+        audio_drop=_number("audio_drop", args.get("audio_drop", 0.3), float),
+        selector=None if args.get("selector") in (None, "") else str(args["selector"]),
+        seed=_number("seed", args.get("seed", 0), int),
+        method_params=method_params,
+        protocol=protocol,
+        batch_size=batch,
+        device=args.get("device") or None,
+        dtype=args.get("dtype") or None,
+        processor=args.get("processor") or None,
+        attn_implementation=str(args.get("attn_implementation", "sdpa")),
+    )
+
+
+def run_protocol(pretrained: str, protocol: Protocol, processor: Any) -> Protocol:
+    """The protocol `omnisift eval` runs with: fixture pixel bounds on a fixture model, and audio cut
+    where the processor's window ends (300 s for Qwen2.5-Omni)."""
+    if is_tiny(pretrained):
+        low, high = adapter_for_tiny(pretrained).tiny_pixel_bounds
+        protocol = replace(protocol, sampling=replace(protocol.sampling, min_pixels=low, max_pixels=high))
+    extractor = getattr(processor, "feature_extractor", None)
+    if extractor is not None:
+        window = extractor.n_samples / extractor.sampling_rate
+        protocol = replace(protocol, sampling=replace(protocol.sampling, audio_window_s=window))
+    return protocol
+
+
+def identity(settings: ModelSettings) -> str:
+    """One line naming the model and compression (logged and stored with the results)."""
+    compression = settings.compression()
+    described = {
+        "pretrained": settings.pretrained,
+        "compression": None if compression is None else compression.to_dict(),
+        "protocol": settings.protocol.as_dict(),
+    }
+    return json.dumps(described, sort_keys=True, default=str)
