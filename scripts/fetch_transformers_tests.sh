@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Fetch transformers' own Qwen2.5-Omni model tests (and the shared test code they import) into
-# .cache/transformers-tests/<commit>/, where tests/test_transformers_suite.py (-m slow) finds them.
+# .cache/transformers-tests/<commit>/, where tests/test_transformers_suite.py (-m slow) finds them, and
+# their extra dependencies (parameterized, librosa, httpx) into .cache/transformers-test-deps (a pip
+# --target folder put on PYTHONPATH by that test; the project venv is left alone).
 # They are not in the wheel, and the sdist ships only the top-level tests/*.py; nothing fetched here
 # is ever committed (.cache/ is gitignored).
 #
-# What it assembles (the exact set our recorded run used, docs/transformers-suite.md):
+# What it assembles (the set tests/test_transformers_suite.py was run on):
 #   1. a sparse checkout of COMMIT: tests/models/qwen2_5_omni, tests/generation, tests/exporters,
 #      tests/utils, tests/pipelines, the top-level tests/*.py and utils/test_module;
 #   2. over it, the top-level tests/*.py (test_modeling_common.py, ...) of the sdist of the installed
@@ -52,4 +54,22 @@ cat > "$dest/SOURCE.json" <<EOF
 {"commit": "$resolved", "requested": "$commit", "repository": "$url",
  "sdist_top_level_tests": "transformers==$version"}
 EOF
+deps=.cache/transformers-test-deps
+"$python" -c "import numpy; print('numpy==' + numpy.__version__)" > "$work/constraints.txt"
+"$python" -m pip install -q --target "$deps" -c "$work/constraints.txt" parameterized librosa httpx
+# drop what the venv already has, so the folder on PYTHONPATH never shadows the venv's own versions
+"$python" - "$deps" <<'PY'
+import importlib.metadata, pathlib, shutil, sys
+deps = pathlib.Path(sys.argv[1])
+for info in deps.glob("*.dist-info"):
+    name = importlib.metadata.Distribution.at(info).metadata["Name"]
+    try:
+        importlib.metadata.distribution(name)  # the venv's (deps is not on sys.path here)
+    except importlib.metadata.PackageNotFoundError:
+        continue
+    for entry in {line.split(",")[0].split("/")[0] for line in (info / "RECORD").read_text().splitlines()}:
+        target = deps / entry
+        if entry not in ("", "..") and target.exists():
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+PY
 echo "transformers tests of $resolved (top-level tests/*.py from the $version sdist) in $dest"
