@@ -154,6 +154,28 @@ def test_model_is_collectable_and_reattachable(full) -> None:
     assert ref() is None, "live attachment keeps a dropped model alive"
 
 
+def test_deepcopy_of_an_attached_model_is_attached_on_its_own(single) -> None:
+    """copy.deepcopy works like on the stock model (transformers' eager-vs-sdpa tests deep-copy models;
+    it raised on the handle's thread-local); the copy compresses through its own handle."""
+    import copy
+
+    model = tiny.tiny_thinker(seed=0)
+    stock = _logits(model, single)
+    handle = attach(model, CompressionConfig(**VIDEO_HALF))
+    compressed = _logits(model, single)
+    twin = copy.deepcopy(model)
+    twin_handle = attach_module._ACTIVE[twin]()
+    assert twin_handle is not handle and twin_handle.model is twin
+    with pytest.raises(RuntimeError, match="already attached"):
+        attach(twin, CompressionConfig(**VIDEO_HALF))
+    handle.remove()
+    calls = len(twin_handle.history)
+    assert torch.equal(_logits(twin, single), compressed) and len(twin_handle.history) == calls + 1
+    assert torch.equal(_logits(model, single), stock)
+    twin_handle.remove()
+    assert torch.equal(_logits(twin, single), stock)
+
+
 # 4. dtype moves, the caller's selector ---------------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ Refused, with an error naming the cause, only where compressing would make the r
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import threading
@@ -189,6 +190,24 @@ class CompressionHandle:
         if _ACTIVE.get(self.adapter.thinker) is not None and _ACTIVE[self.adapter.thinker]() is self:
             del _ACTIVE[self.adapter.thinker]
         self._local = threading.local()
+
+    def __deepcopy__(self, memo: dict) -> CompressionHandle:
+        """`copy.deepcopy(model)` copies the hooks, hence this handle: the copy is attached to the copied
+        model (registered, so attaching it again is refused), with its own per-thread state and lock."""
+        copied = object.__new__(type(self))
+        memo[id(self)] = copied
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, threading.local):
+                value = threading.local()
+            elif item.name == "_lock":
+                value = threading.Lock()
+            else:
+                value = copy.deepcopy(value, memo)
+            setattr(copied, item.name, value)
+        if copied._hooks:
+            _ACTIVE[copied.adapter.thinker] = weakref.ref(copied)
+        return copied
 
     def __enter__(self) -> CompressionHandle:
         return self
