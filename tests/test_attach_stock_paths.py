@@ -233,6 +233,25 @@ def test_zero_drop_media_paths_run_like_stock(thinker, single) -> None:
         assert torch.equal(got, want)
 
 
+def test_zero_drop_compiled_decoding_has_no_graph_break(thinker, single) -> None:
+    """generate with a static cache and a fullgraph-compiled forward (transformers'
+    test_generate_compile_model_forward_fullgraph) works at zero drop like stock: the hook read the cache
+    length, a tensor under torch.compile, and branched on it. Backend "eager": dynamo traces, no inductor."""
+    from transformers import CompileConfig
+
+    compile_config = CompileConfig(fullgraph=True, dynamic=False, backend="eager")
+    compile_config._compile_all_devices = True  # compile on CPU too
+
+    def compiled() -> torch.Tensor:
+        torch.compiler.reset()
+        return _greedy(thinker, single, n=3, cache_implementation="static", compile_config=compile_config)
+
+    stock = compiled()
+    with attach(thinker, CompressionConfig(**ZERO)):
+        got = compiled()
+    assert torch.equal(got, stock)
+
+
 def test_compressing_refusals_name_their_cause(thinker, single) -> None:
     no_mask = {k: v for k, v in single.items() if k != "attention_mask"}
     with attach(thinker, CompressionConfig(**VIDEO_HALF)):

@@ -244,6 +244,10 @@ class CompressionHandle:
     def _on_language_model(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
         call = self._call()
         self._local.call = None
+        if self.zero_budget and not call.has_features:
+            # nothing to compress and decode bookkeeping would be the identity: leave the call alone, without
+            # reading the cache length (a tensor under torch.compile: fullgraph would fail on the branch)
+            return None
         cache = kwargs.get("past_key_values")
         past = cache.get_seq_length() if cache is not None else 0
         if past > 0:
