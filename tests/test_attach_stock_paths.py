@@ -261,6 +261,9 @@ def test_compressing_refusals_name_their_cause(thinker, single) -> None:
             _logits(thinker, single, labels=single["input_ids"])
         with pytest.raises(RuntimeError, match="static"):
             _greedy(thinker, single, n=2, cache_implementation="static")
+        text_positions = single["attention_mask"].cumsum(-1) - 1  # as transformers' left-padding test passes
+        with pytest.raises(RuntimeError, match="drop position_ids and pass attention_mask"):
+            _logits(thinker, single, position_ids=text_positions)
 
 
 # 6. placeholder ids without media features -------------------------------------------------------------

@@ -405,6 +405,11 @@ class CompressionHandle:
                 "default DynamicCache (cache_implementation=None)."
             )
         positions = kwargs.get("position_ids")
+        if positions is not None and positions.ndim == 2:
+            return (
+                "position_ids of one row per token (text positions) came with media; compression keeps each kept "
+                "token's M-RoPE positions, which the model builds itself: drop position_ids and pass attention_mask."
+            )
         if positions is None or positions.ndim != 3:
             return (
                 "compressing media needs M-RoPE position ids, and the model builds none without attention_mask. "
