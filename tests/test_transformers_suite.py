@@ -24,6 +24,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN_DIR = Path(__file__).resolve().parent / "transformers_suite"
 TEST_FILE = "tests/models/qwen2_5_omni/test_modeling_qwen2_5_omni.py"
+_CLASS = "Qwen2_5OmniThinkerForConditionalGenerationModelTest"
 
 EXCLUDED = {
     "IntegrationTest": "Qwen2_5OmniModelIntegrationTest downloads Qwen/Qwen2.5-Omni-7B and audio/image URLs "
@@ -35,9 +36,43 @@ ZERO_DROP_REFUSALS: dict[str, str] = {}
 """Tests that may fail attached at zero drop because of a README "Refusals" row (test -> row). Empty: at
 a zero budget attach passes every call straight to the stock model, so nothing may be refused."""
 
-CHANGED_BY_DROPPING: dict[str, str] = {}
-"""Tests whose outcome may legitimately change when tokens are dropped (test -> why). Filled from the
-recorded run; each value says why the change is legitimate."""
+_SHORTER = "compares a per-token output with the uncompressed input length; dropping tokens shortens it"
+_REFUSED = "refused, README 'Refusals' row: "
+CHANGED_BY_DROPPING: dict[str, str] = {
+    **{
+        f"{_CLASS}::{name}": _SHORTER + detail
+        for name, detail in {
+            "test_attention_outputs": " (attention maps 31x31, not 39x39)",
+            "test_hidden_states_output": " (hidden states of 31 tokens, not 39)",
+            "test_past_key_values_format": " (the cache holds the 31 kept tokens)",
+            "test_greedy_generate_dict_outputs": " (generate's prefill attentions)",
+            "test_greedy_generate_dict_outputs_use_cache": " (generate's prefill attentions)",
+            "test_sample_generate_dict_output": " (generate's prefill attentions)",
+            "test_beam_search_generate_dict_output": " (generate's prefill attentions)",
+            "test_beam_search_generate_dict_outputs_use_cache": " (generate's prefill attentions)",
+            "test_beam_sample_generate_dict_output": " (generate's prefill attentions)",
+            "test_assisted_decoding_matches_greedy_search_0_random": " (generate's prefill attentions)",
+            "test_assisted_decoding_matches_greedy_search_1_same": " (generate's prefill attentions)",
+            "test_assisted_decoding_sample": " (generate's prefill attentions)",
+        }.items()
+    },
+    **{
+        f"{_CLASS}::{name}": _REFUSED + row
+        for name, row in {
+            "test_causal_lm_loss_honors_shift_labels": "labels on a batch where tokens are dropped",
+            "test_generate_with_static_cache": "static cache with media",
+            "test_generate_compilation_all_outputs": "static cache / prepared 4D mask with media",
+            "test_static_cache_no_recompile_with_smaller_length": "static cache / prepared 4D mask with media",
+            "test_generate_continue_from_past_key_values": "media features arriving on a non-empty cache",
+            "test_inputs_embeds": "media features with inputs_embeds and no input_ids",
+            "test_generate_from_inputs_embeds_0_greedy": "media features with inputs_embeds and no input_ids",
+            "test_generate_from_inputs_embeds_1_beam_search": "media features with inputs_embeds and no input_ids",
+            "test_generate_from_random_inputs_embeds": "media features with inputs_embeds and no input_ids",
+            "test_left_padding_compatibility": "media with text-style 2D position_ids instead of M-RoPE positions",
+        }.items()
+    },
+}
+"""Tests whose outcome may legitimately change when tokens are dropped (test -> why)."""
 
 RUNS = {
     "stock": ("none", "stock"),
