@@ -140,8 +140,14 @@ def _record(history: Any) -> None:
 
 def _patch_inputs(item: pytest.Item) -> None:
     tester = getattr(item.module, _TESTER, None)
-    if tester is None or getattr(tester, "_omnisift_video_audio", False):
+    if tester is None:
         return
+    if not getattr(tester, "_omnisift_video_audio", False):
+        _patch_tester(tester)
+    _patch_generate_inputs(getattr(item, "cls", None))
+
+
+def _patch_tester(tester: type) -> None:
     common = tester.prepare_config_and_inputs_for_common
 
     def prepare_config_and_inputs_for_common(self: Any) -> tuple[Any, dict]:
@@ -153,7 +159,8 @@ def _patch_inputs(item: pytest.Item) -> None:
     tester.prepare_config_and_inputs_for_common = prepare_config_and_inputs_for_common
     tester._omnisift_video_audio = True
 
-    test_class = getattr(item, "cls", None)
+
+def _patch_generate_inputs(test_class: type | None) -> None:
     generate_inputs = getattr(test_class, "prepare_config_and_inputs_for_generate", None)
     if generate_inputs is None or getattr(test_class, "_omnisift_video_audio", False):
         return
