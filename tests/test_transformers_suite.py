@@ -6,7 +6,7 @@ in .cache/transformers-tests/<commit>/, and their extra dependencies (parameteri
 Four runs of the same tests in subprocesses, through tests/transformers_suite/omnisift_plugin.py:
 stock, attached at zero drop, and, on a video-with-audio variant of the inputs, stock and attached at
 non-zero drops. Zero drop must pass everything stock passes; at non-zero drops only the tests in
-`CHANGED_BY_DROPPING` (outputs that legitimately change) may differ. Takes ~15 minutes on 2 CPU cores.
+`CHANGED_BY_DROPPING` (outputs that legitimately change) may differ. Takes 3-7 minutes on 2 shared CPU cores.
 """
 
 from __future__ import annotations
