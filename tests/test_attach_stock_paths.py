@@ -155,6 +155,28 @@ def test_model_is_collectable_and_reattachable(full) -> None:
     assert ref() is None, "live attachment keeps a dropped model alive"
 
 
+def test_deepcopy_of_an_attached_model_is_attached_on_its_own(single) -> None:
+    """copy.deepcopy works like on the stock model (transformers' eager-vs-sdpa tests deep-copy models;
+    it raised on the handle's thread-local); the copy compresses through its own handle."""
+    import copy
+
+    model = tiny.tiny_thinker(seed=0)
+    stock = _logits(model, single)
+    handle = attach(model, CompressionConfig(**VIDEO_HALF))
+    compressed = _logits(model, single)
+    twin = copy.deepcopy(model)
+    twin_handle = attach_module._ACTIVE[twin]()
+    assert twin_handle is not handle and twin_handle.model is twin
+    with pytest.raises(RuntimeError, match="already attached"):
+        attach(twin, CompressionConfig(**VIDEO_HALF))
+    handle.remove()
+    calls = len(twin_handle.history)
+    assert torch.equal(_logits(twin, single), compressed) and len(twin_handle.history) == calls + 1
+    assert torch.equal(_logits(model, single), stock)
+    twin_handle.remove()
+    assert torch.equal(_logits(twin, single), stock)
+
+
 # 4. dtype moves, the caller's selector ---------------------------------------------------------------
 
 
@@ -212,6 +234,25 @@ def test_zero_drop_media_paths_run_like_stock(thinker, single) -> None:
         assert torch.equal(got, want)
 
 
+def test_zero_drop_compiled_decoding_has_no_graph_break(thinker, single) -> None:
+    """generate with a static cache and a fullgraph-compiled forward (transformers'
+    test_generate_compile_model_forward_fullgraph) works at zero drop like stock: the hook read the cache
+    length, a tensor under torch.compile, and branched on it. Backend "eager": dynamo traces, no inductor."""
+    from transformers import CompileConfig
+
+    compile_config = CompileConfig(fullgraph=True, dynamic=False, backend="eager")
+    compile_config._compile_all_devices = True  # compile on CPU too
+
+    def compiled() -> torch.Tensor:
+        torch.compiler.reset()
+        return _greedy(thinker, single, n=3, cache_implementation="static", compile_config=compile_config)
+
+    stock = compiled()
+    with attach(thinker, CompressionConfig(**ZERO)):
+        got = compiled()
+    assert torch.equal(got, stock)
+
+
 def test_compressing_refusals_name_their_cause(thinker, single) -> None:
     no_mask = {k: v for k, v in single.items() if k != "attention_mask"}
     with attach(thinker, CompressionConfig(**VIDEO_HALF)):
@@ -221,6 +262,9 @@ def test_compressing_refusals_name_their_cause(thinker, single) -> None:
             _logits(thinker, single, labels=single["input_ids"])
         with pytest.raises(RuntimeError, match="static"):
             _greedy(thinker, single, n=2, cache_implementation="static")
+        text_positions = single["attention_mask"].cumsum(-1) - 1  # as transformers' left-padding test passes
+        with pytest.raises(RuntimeError, match="drop position_ids and pass attention_mask"):
+            _logits(thinker, single, position_ids=text_positions)
 
 
 # 6. placeholder ids without media features -------------------------------------------------------------

@@ -18,6 +18,7 @@ Refused, with an error naming the cause, only where compressing would make the r
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import threading
@@ -190,6 +191,24 @@ class CompressionHandle:
             del _ACTIVE[self.adapter.thinker]
         self._local = threading.local()
 
+    def __deepcopy__(self, memo: dict) -> CompressionHandle:
+        """`copy.deepcopy(model)` copies the hooks, hence this handle: the copy is attached to the copied
+        model (registered, so attaching it again is refused), with its own per-thread state and lock."""
+        copied = object.__new__(type(self))
+        memo[id(self)] = copied
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, threading.local):
+                value = threading.local()
+            elif item.name == "_lock":
+                value = threading.Lock()
+            else:
+                value = copy.deepcopy(value, memo)
+            setattr(copied, item.name, value)
+        if copied._hooks:
+            _ACTIVE[copied.adapter.thinker] = weakref.ref(copied)
+        return copied
+
     def __enter__(self) -> CompressionHandle:
         return self
 
@@ -225,6 +244,10 @@ class CompressionHandle:
     def _on_language_model(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
         call = self._call()
         self._local.call = None
+        if self.zero_budget and not call.has_features:
+            # nothing to compress and decode bookkeeping would be the identity: leave the call alone, without
+            # reading the cache length (a tensor under torch.compile: fullgraph would fail on the branch)
+            return None
         cache = kwargs.get("past_key_values")
         past = cache.get_seq_length() if cache is not None else 0
         if past > 0:
@@ -382,6 +405,11 @@ class CompressionHandle:
                 "default DynamicCache (cache_implementation=None)."
             )
         positions = kwargs.get("position_ids")
+        if positions is not None and positions.ndim == 2:
+            return (
+                "position_ids of one row per token (text positions) came with media; compression keeps each kept "
+                "token's M-RoPE positions, which the model builds itself: drop position_ids and pass attention_mask."
+            )
         if positions is None or positions.ndim != 3:
             return (
                 "compressing media needs M-RoPE position ids, and the model builds none without attention_mask. "

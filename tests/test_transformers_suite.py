@@ -1,0 +1,199 @@
+"""transformers' own Qwen2.5-Omni model tests, stock vs with omnisift attached to every model they build.
+
+The tests are not in the wheel: `scripts/fetch_transformers_tests.sh` puts them (and the shared mixins)
+in .cache/transformers-tests/<commit>/, and their extra dependencies (parameterized, librosa, httpx) in
+.cache/transformers-test-deps (or set OMNISIFT_TRANSFORMERS_TESTS / OMNISIFT_TRANSFORMERS_TEST_DEPS).
+Four runs of the same tests in subprocesses, through tests/transformers_suite/omnisift_plugin.py:
+stock, attached at zero drop, and, on a video-with-audio variant of the inputs, stock and attached at
+non-zero drops. Zero drop must pass everything stock passes; at non-zero drops only the tests in
+`CHANGED_BY_DROPPING` (outputs that legitimately change) may differ. Takes 3-7 minutes on 2 shared CPU cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ElementTree
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PLUGIN_DIR = Path(__file__).resolve().parent / "transformers_suite"
+TEST_FILE = "tests/models/qwen2_5_omni/test_modeling_qwen2_5_omni.py"
+_CLASS = "Qwen2_5OmniThinkerForConditionalGenerationModelTest"
+
+EXCLUDED = {
+    "IntegrationTest": "Qwen2_5OmniModelIntegrationTest downloads Qwen/Qwen2.5-Omni-7B and audio/image URLs "
+    "(also @slow); this machine has no hub access and the 7B model does not fit a CPU test run.",
+}
+"""`-k` exclusions, each with why."""
+
+ZERO_DROP_REFUSALS: dict[str, str] = {}
+"""Tests that may fail attached at zero drop because of a README "Refusals" row (test -> row). Empty: at
+a zero budget attach passes every call straight to the stock model, so nothing may be refused."""
+
+_SHORTER = "compares a per-token output with the uncompressed input length; dropping tokens shortens it"
+_REFUSED = "refused, README 'Refusals' row: "
+CHANGED_BY_DROPPING: dict[str, str] = {
+    **{
+        f"{_CLASS}::{name}": _SHORTER + detail
+        for name, detail in {
+            "test_attention_outputs": " (attention maps 31x31, not 39x39)",
+            "test_hidden_states_output": " (hidden states of 31 tokens, not 39)",
+            "test_past_key_values_format": " (the cache holds the 31 kept tokens)",
+            "test_greedy_generate_dict_outputs": " (generate's prefill attentions)",
+            "test_greedy_generate_dict_outputs_use_cache": " (generate's prefill attentions)",
+            "test_sample_generate_dict_output": " (generate's prefill attentions)",
+            "test_beam_search_generate_dict_output": " (generate's prefill attentions)",
+            "test_beam_search_generate_dict_outputs_use_cache": " (generate's prefill attentions)",
+            "test_beam_sample_generate_dict_output": " (generate's prefill attentions)",
+            "test_assisted_decoding_matches_greedy_search_0_random": " (generate's prefill attentions)",
+            "test_assisted_decoding_matches_greedy_search_1_same": " (generate's prefill attentions)",
+            "test_assisted_decoding_sample": " (generate's prefill attentions)",
+        }.items()
+    },
+    **{
+        f"{_CLASS}::{name}": _REFUSED + row
+        for name, row in {
+            "test_causal_lm_loss_honors_shift_labels": "labels on a batch where tokens are dropped",
+            "test_generate_with_static_cache": "static cache with media",
+            "test_generate_compilation_all_outputs": "static cache / prepared 4D mask with media",
+            "test_static_cache_no_recompile_with_smaller_length": "static cache / prepared 4D mask with media",
+            "test_generate_continue_from_past_key_values": "media features arriving on a non-empty cache",
+            "test_inputs_embeds": "media features with inputs_embeds and no input_ids",
+            "test_generate_from_inputs_embeds_0_greedy": "media features with inputs_embeds and no input_ids",
+            "test_generate_from_inputs_embeds_1_beam_search": "media features with inputs_embeds and no input_ids",
+            "test_generate_from_random_inputs_embeds": "media features with inputs_embeds and no input_ids",
+            "test_left_padding_compatibility": "media with text-style 2D position_ids instead of M-RoPE positions",
+        }.items()
+    },
+}
+"""Tests whose outcome may legitimately change when tokens are dropped (test -> why)."""
+
+RUNS = {
+    "stock": ("none", "stock"),
+    "zero": ("zero", "stock"),
+    "stock-video-audio": ("none", "video-audio"),
+    "drop-video-audio": ("drop", "video-audio"),
+}
+
+
+def _suite() -> Path | None:
+    configured = os.environ.get("OMNISIFT_TRANSFORMERS_TESTS")
+    candidates = (
+        [Path(configured)] if configured else sorted((ROOT / ".cache" / "transformers-tests").glob("*"))
+    )
+    found = [path for path in candidates if (path / TEST_FILE).is_file()]
+    return found[-1] if found else None
+
+
+def _deps() -> Path:
+    return Path(os.environ.get("OMNISIFT_TRANSFORMERS_TEST_DEPS", ROOT / ".cache" / "transformers-test-deps"))
+
+
+def _outcomes(report: Path) -> dict[str, str]:
+    outcomes = {}
+    for case in ElementTree.parse(report).getroot().iter("testcase"):
+        name = f"{case.get('classname', '').rsplit('.', 1)[-1]}::{case.get('name')}"
+        kinds = {child.tag for child in case}
+        outcomes[name] = (
+            "failed" if kinds & {"failure", "error"} else "skipped" if "skipped" in kinds else "passed"
+        )
+    return outcomes
+
+
+def _run(suite: Path, out: Path, name: str) -> dict:
+    attach_mode, inputs = RUNS[name]
+    report = out / f"{name}.xml"
+    counts = out / f"{name}-compression.json"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(PLUGIN_DIR), str(_deps())]),
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+    }
+    command = [
+        sys.executable, "-m", "pytest", TEST_FILE, "-q", "-p", "no:cacheprovider", "-p", "omnisift_plugin",
+        "-c", str(PLUGIN_DIR / "pytest.ini"), "--rootdir", str(suite), f"--junitxml={report}",
+        "-k", " and ".join(f"not {pattern}" for pattern in EXCLUDED),
+        f"--omnisift-attach={attach_mode}", f"--omnisift-inputs={inputs}", f"--omnisift-report={counts}",
+    ]  # fmt: skip
+    result = subprocess.run(command, cwd=suite, env=env, capture_output=True, text=True, timeout=3600)
+    (out / f"{name}.log").write_text(result.stdout + result.stderr)
+    assert report.is_file(), f"{name}: pytest wrote no report; see {out / f'{name}.log'}"
+    return {"outcomes": _outcomes(report), "compression": json.loads(counts.read_text())}
+
+
+def _link_library(suite: Path) -> None:
+    """test_pipeline_mixin imports the library from the checkout's src/transformers: the installed one."""
+    import transformers
+
+    link = suite / "src" / "transformers"
+    if not link.exists():
+        link.parent.mkdir(exist_ok=True)
+        link.symlink_to(Path(transformers.__file__).parent, target_is_directory=True)
+
+
+def _passed(run: dict) -> set[str]:
+    return {name for name, outcome in run["outcomes"].items() if outcome == "passed"}
+
+
+@pytest.mark.slow
+def test_transformers_qwen2_5_omni_tests_pass_with_compression_attached():
+    suite = _suite()
+    if suite is None:
+        pytest.skip(
+            "transformers' Qwen2.5-Omni tests are not cached: run scripts/fetch_transformers_tests.sh (needs "
+            "GitHub and PyPI) or set OMNISIFT_TRANSFORMERS_TESTS to a folder holding " + TEST_FILE
+        )
+    if not (_deps() / "parameterized").is_dir():
+        pytest.skip(
+            f"the tests' extra dependencies are not in {_deps()}: run scripts/fetch_transformers_tests.sh"
+        )
+    _link_library(suite)
+    out = ROOT / "out" / "transformers-suite"
+    out.mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(len(RUNS)) as pool:
+        runs = dict(zip(RUNS, pool.map(lambda name: _run(suite, out, name), RUNS)))
+    summary = {
+        "suite": str(suite),
+        "excluded": EXCLUDED,
+        "counts": {name: _count(run) for name, run in runs.items()},
+        "compression": {name: run["compression"] for name, run in runs.items()},
+        "differences": {
+            "zero": _differences(runs["stock"], runs["zero"]),
+            "drop-video-audio": _differences(runs["stock-video-audio"], runs["drop-video-audio"]),
+        },
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
+
+    assert len(_passed(runs["stock"])) > 100, f"the stock run hardly ran: {summary['counts']['stock']}"
+    zero_lost = _passed(runs["stock"]) - _passed(runs["zero"])
+    assert zero_lost <= ZERO_DROP_REFUSALS.keys(), f"fail attached at zero drop only: {sorted(zero_lost)}"
+    compressed = runs["drop-video-audio"]["compression"]
+    assert compressed.get("prefills_compressed", 0) > 0, f"nothing was compressed: {compressed}"
+    assert compressed["video_tokens_after"] < compressed["video_tokens_before"]
+    assert compressed["audio_tokens_after"] < compressed["audio_tokens_before"]
+    drop_lost = _passed(runs["stock-video-audio"]) - _passed(runs["drop-video-audio"])
+    unexplained = drop_lost - CHANGED_BY_DROPPING.keys()
+    assert not unexplained, (
+        f"fail attached at non-zero drops, not in CHANGED_BY_DROPPING: {sorted(unexplained)}"
+    )
+
+
+def _count(run: dict) -> dict[str, int]:
+    outcomes = list(run["outcomes"].values())
+    return {kind: outcomes.count(kind) for kind in ("passed", "failed", "skipped")}
+
+
+def _differences(reference: dict, attached: dict) -> dict[str, str]:
+    names = reference["outcomes"].keys() | attached["outcomes"].keys()
+    return {
+        name: f"{reference['outcomes'].get(name)} -> {attached['outcomes'].get(name)}"
+        for name in sorted(names)
+        if reference["outcomes"].get(name) != attached["outcomes"].get(name)
+    }
