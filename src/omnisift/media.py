@@ -17,9 +17,16 @@ included, where N is the number of frames and n is qwen-omni-utils' count (`fps`
 least `min_frames`, at most `max_frames` and N, rounded down to an even number). Variable frame rate
 files take, for each of the n evenly spaced instants, the frame nearest in time, so positions stay true.
 
+Cost (what a long clip spends, in order): decoding, then the resize, then audio. Decoding feeds each
+packet by hand: frames that nothing refers to (disposable B-frames) are skipped unless wanted, and whole
+GOPs without a wanted frame are jumped over by seeking; only the wanted frames are converted to RGB.
+The resize is torchvision's float bicubic (what the published reader runs, so pixels are identical on
+any content; torch's faster uint8 kernel is not), on contiguous float batches. Audio is decoded in the
+same pass that indexes the video packets and resampled once, as mono.
+
 Threads (decided, not inherited): decoding and resizing do not overlap. FFmpeg's decoder threads
-(`threads`, default: one per core) decode every frame; the wanted frames are then resized by torch as
-contiguous uint8 batches with torch's current thread count. A process that decodes while a model runs
+(`threads`, default: one per core) decode; the wanted frames are then resized by torch in batches
+with torch's current thread count. A process that decodes while a model runs
 (the prefetch workers of evaluation and training) calls `configure_worker_threads` first, which gives
 torch one thread there and the decoder `cores // workers`, so the workers and the model do not
 oversubscribe the machine.
@@ -292,16 +299,10 @@ def _choose(index: _Index, count: int) -> np.ndarray:
 
 
 def _to_planes(frame: Any, into: torch.Tensor) -> None:
-    """Write a decoded frame's RGB into float32 [3, H, W] `into`.
-
-    swscale converts to planar GBR (the same values as its packed rgb24, which decord uses), so the
-    channels land where torch wants them with one uint8 -> float copy a plane, no transpose.
-    """
-    planar = frame.reformat(format="gbrp")
-    height, width = planar.height, planar.width
-    for channel, plane in zip((1, 2, 0), planar.planes, strict=True):  # G, B, R
-        rows = np.frombuffer(plane, dtype=np.uint8).reshape(height, plane.line_size)[:, :width]
-        into[channel].copy_(torch.from_numpy(rows))
+    """Write a decoded frame's RGB into float32 [3, H, W] `into`, converted as decord converts: to packed
+    rgb24. (swscale's planar GBR output would spare the transpose, but it differs from rgb24 in the
+    last columns of frames whose width is not a multiple of 16.)"""
+    into.copy_(torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1))
 
 
 def _resize(batch: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
