@@ -67,7 +67,8 @@ DEFAULT_MAX_PIXELS = 256 * 28 * 28
 DEFAULT_MIN_PIXELS = 128 * 28 * 28
 TOTAL_PIXELS = 128000 * 28 * 28 * 0.9  # qwen-omni-utils' whole-video pixel budget
 FRAME_MAX_PIXELS = 768 * 28 * 28  # qwen-omni-utils' per-frame ceiling before the caller's cap
-_RESIZE_BYTES = 64 << 20  # float frames resized together: at most 16 frames, at most this many bytes
+_RESIZE_FRAMES = 8  # frames resized together: fewer torch calls; more would spill the caches
+_RESIZE_BYTES = 64 << 20  # ... and at most this many bytes of float copy (1080p: 2 frames)
 _SEEK_MIN_FRAMES = 24  # skip ahead by seeking only when it saves at least this many decoded frames
 _warned_dropped = False
 
@@ -298,27 +299,25 @@ def _choose(index: _Index, count: int) -> np.ndarray:
     return np.where(nearer_left, left, right)
 
 
-def _to_planes(frame: Any, into: torch.Tensor) -> None:
-    """Write a decoded frame's RGB into float32 [3, H, W] `into`, converted as decord converts: to packed
-    rgb24. (swscale's planar GBR output would spare the transpose, but it differs from rgb24 in the
-    last columns of frames whose width is not a multiple of 16.)"""
-    into.copy_(torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1))
+def _resize(batch: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """uint8 [B, H, W, 3] RGB -> [B, 3, *size] whole numbers in 0..255 (float32 unless no resize was
+    needed), bit for bit what qwen-vl-utils gives.
 
-
-def _resize(batch: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Float [B, 3, H, W] holding uint8 values -> the same resized, rounded, still float.
-
-    Bit for bit what qwen-vl-utils gives: torchvision's float path (bicubic, antialias, clamp, round).
-    torch's uint8 kernel differs from it on real content (by up to tens of levels next to sharp edges,
-    where bicubic overshoots), so the float path is kept, on a contiguous batch (the fastest layout
-    for it; the result is the same).
+    qwen-vl-utils resizes with torchvision's float path (bicubic, antialias, clamp, round). torch's
+    uint8 kernel differs from it on real content (by up to tens of levels next to sharp edges, where
+    bicubic overshoots), so the float path is kept, on a contiguous batch (the fastest layout for it;
+    the result is the same). A whole batch goes through each torch call: with several torch threads,
+    every call is a parallel region whose start and end cost more than a frame's copy when the
+    machine is busy, so none is spent per frame.
     """
-    if tuple(batch.shape[2:]) == size:
-        return batch
-    batch = torch.nn.functional.interpolate(
-        batch, size=size, mode="bicubic", align_corners=False, antialias=True
+    frames = torch.from_numpy(batch).permute(0, 3, 1, 2)
+    if tuple(frames.shape[2:]) == size:
+        return frames.contiguous()
+    frames = frames.to(torch.float32, memory_format=torch.contiguous_format)
+    frames = torch.nn.functional.interpolate(
+        frames, size=size, mode="bicubic", align_corners=False, antialias=True
     )
-    return batch.clamp_(0, 255).round_()
+    return frames.clamp_(0, 255).round_()  # the caller's copy into uint8 is exact
 
 
 def _decode_frames(
@@ -338,15 +337,20 @@ def _decode_frames(
     slots = {int(p): np.flatnonzero(wanted == p).tolist() for p in order}
     position = {int(p): i for i, p in enumerate(index.pts)}
     height, width = stream.codec_context.height, stream.codec_context.width
-    batch_size = max(1, min(16, _RESIZE_BYTES // max(1, height * width * 3 * 4)))
-    batch = torch.empty((batch_size, 3, height, width), dtype=torch.float32)
+    batch_size = max(1, min(_RESIZE_FRAMES, _RESIZE_BYTES // max(1, height * width * 3 * 4)))
+    batch = np.empty((batch_size, height, width, 3), dtype=np.uint8)  # filled by numpy: no torch call a frame
     pending: list[int] = []  # pts of the frames in batch[: len(pending)]
     codec = stream.codec_context
 
     def flush() -> None:
-        for stamp, frame in zip(pending, _resize(batch[: len(pending)], size), strict=True):
-            for slot in slots[stamp]:
-                out[slot].copy_(frame)  # exact: whole numbers within 0..255
+        resized = _resize(batch[: len(pending)], size)
+        first = slots[pending[0]][0]
+        if [slot for stamp in pending for slot in slots[stamp]] == list(range(first, first + len(pending))):
+            out[first : first + len(pending)].copy_(resized)  # the usual case: one copy
+        else:  # a frame taken twice (variable frame rate)
+            for stamp, frame in zip(pending, resized, strict=True):
+                for slot in slots[stamp]:
+                    out[slot].copy_(frame)
         pending.clear()
 
     def frames():
@@ -384,7 +388,7 @@ def _decode_frames(
             )
         if (found.height, found.width) != (height, width):
             raise MediaError(f"{path}: the frame size changes mid-stream; re-encode the file")
-        _to_planes(found, batch[len(pending)])
+        batch[len(pending)] = found.to_ndarray(format="rgb24")  # packed RGB, as decord converts
         pending.append(int(target))
         if len(pending) >= batch_size:
             flush()
