@@ -67,6 +67,7 @@ DEFAULT_MAX_PIXELS = 256 * 28 * 28
 DEFAULT_MIN_PIXELS = 128 * 28 * 28
 TOTAL_PIXELS = 128000 * 28 * 28 * 0.9  # qwen-omni-utils' whole-video pixel budget
 FRAME_MAX_PIXELS = 768 * 28 * 28  # qwen-omni-utils' per-frame ceiling before the caller's cap
+_GATHER_BYTES = 256 << 20  # decoded RGB frames held before resizing them (360p: 256 frames; 1080p: 40)
 _RESIZE_FRAMES = 8  # frames resized together: fewer torch calls; more would spill the caches
 _RESIZE_BYTES = 64 << 20  # ... and at most this many bytes of float copy (1080p: 2 frames)
 _SEEK_MIN_FRAMES = 24  # skip ahead by seeking only when it saves at least this many decoded frames
@@ -337,20 +338,25 @@ def _decode_frames(
     slots = {int(p): np.flatnonzero(wanted == p).tolist() for p in order}
     position = {int(p): i for i, p in enumerate(index.pts)}
     height, width = stream.codec_context.height, stream.codec_context.width
-    batch_size = max(1, min(_RESIZE_FRAMES, _RESIZE_BYTES // max(1, height * width * 3 * 4)))
-    batch = np.empty((batch_size, height, width, 3), dtype=np.uint8)  # filled by numpy: no torch call a frame
+    gathered = max(1, min(order.size, _GATHER_BYTES // max(1, height * width * 3)))
+    batch = np.empty((gathered, height, width, 3), dtype=np.uint8)  # filled by numpy: no torch call a frame
+    step = max(1, min(_RESIZE_FRAMES, _RESIZE_BYTES // max(1, height * width * 3 * 4)))
     pending: list[int] = []  # pts of the frames in batch[: len(pending)]
     codec = stream.codec_context
 
     def flush() -> None:
-        resized = _resize(batch[: len(pending)], size)
-        first = slots[pending[0]][0]
-        if [slot for stamp in pending for slot in slots[stamp]] == list(range(first, first + len(pending))):
-            out[first : first + len(pending)].copy_(resized)  # the usual case: one copy
-        else:  # a frame taken twice (variable frame rate)
-            for stamp, frame in zip(pending, resized, strict=True):
-                for slot in slots[stamp]:
-                    out[slot].copy_(frame)
+        """Resize what was gathered, `step` frames a torch call, with no decoding in between (torch's
+        idle threads spin for a while after each call: between two calls, not into FFmpeg's time)."""
+        for start in range(0, len(pending), step):
+            stamps = pending[start : start + step]
+            resized = _resize(batch[start : start + len(stamps)], size)
+            first = slots[stamps[0]][0]
+            if [slot for stamp in stamps for slot in slots[stamp]] == list(range(first, first + len(stamps))):
+                out[first : first + len(stamps)].copy_(resized)  # the usual case: one copy
+            else:  # a frame taken twice (variable frame rate)
+                for stamp, frame in zip(stamps, resized, strict=True):
+                    for slot in slots[stamp]:
+                        out[slot].copy_(frame)
         pending.clear()
 
     def frames():
@@ -390,7 +396,7 @@ def _decode_frames(
             raise MediaError(f"{path}: the frame size changes mid-stream; re-encode the file")
         batch[len(pending)] = found.to_ndarray(format="rgb24")  # packed RGB, as decord converts
         pending.append(int(target))
-        if len(pending) >= batch_size:
+        if len(pending) >= gathered:
             flush()
     if pending:
         flush()
