@@ -17,9 +17,16 @@ included, where N is the number of frames and n is qwen-omni-utils' count (`fps`
 least `min_frames`, at most `max_frames` and N, rounded down to an even number). Variable frame rate
 files take, for each of the n evenly spaced instants, the frame nearest in time, so positions stay true.
 
+Cost (what a long clip spends, in order): decoding, then the resize, then audio. Decoding feeds each
+packet by hand: frames that nothing refers to (disposable B-frames) are skipped unless wanted, and whole
+GOPs without a wanted frame are jumped over by seeking; only the wanted frames are converted to RGB.
+The resize is torchvision's float bicubic (what the published reader runs, so pixels are identical on
+any content; torch's faster uint8 kernel is not), on contiguous float batches. Audio is decoded in the
+same pass that indexes the video packets and resampled once, as mono.
+
 Threads (decided, not inherited): decoding and resizing do not overlap. FFmpeg's decoder threads
-(`threads`, default: one per core) decode every frame; the wanted frames are then resized by torch as
-contiguous uint8 batches with torch's current thread count. A process that decodes while a model runs
+(`threads`, default: one per core) decode; the wanted frames are then resized by torch in batches
+with torch's current thread count. A process that decodes while a model runs
 (the prefetch workers of evaluation and training) calls `configure_worker_threads` first, which gives
 torch one thread there and the decoder `cores // workers`, so the workers and the model do not
 oversubscribe the machine.
@@ -60,7 +67,9 @@ DEFAULT_MAX_PIXELS = 256 * 28 * 28
 DEFAULT_MIN_PIXELS = 128 * 28 * 28
 TOTAL_PIXELS = 128000 * 28 * 28 * 0.9  # qwen-omni-utils' whole-video pixel budget
 FRAME_MAX_PIXELS = 768 * 28 * 28  # qwen-omni-utils' per-frame ceiling before the caller's cap
-_RESIZE_BATCH = 16  # frames resized together: bounds memory at full resolution (16 x 1080p = 100 MB)
+_GATHER_BYTES = 256 << 20  # decoded RGB frames held before resizing them (360p: 256 frames; 1080p: 40)
+_RESIZE_FRAMES = 8  # frames resized together: fewer torch calls; more would spill the caches
+_RESIZE_BYTES = 64 << 20  # ... and at most this many bytes of float copy (1080p: 2 frames)
 _SEEK_MIN_FRAMES = 24  # skip ahead by seeking only when it saves at least this many decoded frames
 _warned_dropped = False
 
@@ -186,9 +195,77 @@ class _Index:
     rate: float  # frames a second (the stream's average rate, as decord reports it)
 
 
-def _scan(container: Any, stream: Any, path: Path) -> _Index:
+class _Audio:
+    """Decodes one audio stream's packets as the scan meets them (one pass over the file for both).
+
+    Channels are averaged at the source rate and the mono signal is resampled to 16 kHz once at the end:
+    averaging commutes with the (linear) resampler, so this equals resampling every channel and averaging
+    after, for half the filter work (stereo) and one resampler call instead of one per frame.
+    """
+
+    def __init__(self, stream: Any, window_s: float | None) -> None:
+        import av
+
+        self.stream = stream
+        self.window_s = window_s
+        self.to_float = av.AudioResampler(format="fltp")  # format only: a no-op on AAC's float planes
+        self.pieces: list[np.ndarray] = []
+        self.decoded = 0  # source-rate samples decoded
+        self.rate = 0
+        self.skipped_s = 0.0  # duration of the packets past the window, not decoded
+        self.full = False
+
+    def add(self, packet: Any) -> None:
+        if self.full:
+            if packet.duration and self.stream.time_base:
+                self.skipped_s += float(packet.duration * self.stream.time_base)
+            return
+        for frame in packet.decode():
+            frame.pts = None  # container gaps and jumps ignored: samples are counted
+            for plain in self.to_float.resample(frame):
+                self.rate = plain.sample_rate
+                piece = plain.to_ndarray()
+                self.pieces.append(
+                    piece[0].copy() if piece.shape[0] == 1 else piece.mean(axis=0, dtype=np.float32)
+                )
+                self.decoded += piece.shape[1]
+        if self.window_s is not None and self.rate and self.decoded >= (self.window_s + 1.0) * self.rate:
+            self.full = True  # one second past the window: enough for the resampler's tail
+
+    def finish(self) -> tuple[np.ndarray, float]:
+        """The track at 16 kHz, cut at the window; returns (audio, seconds dropped)."""
+        import av
+
+        audio = np.zeros(0, dtype=np.float32)
+        if self.pieces:
+            mono = av.AudioFrame.from_ndarray(np.concatenate(self.pieces)[None], format="fltp", layout="mono")
+            mono.sample_rate = self.rate
+            resampler = av.AudioResampler(format="fltp", layout="mono", rate=AUDIO_RATE)
+            out = resampler.resample(mono) + resampler.resample(None)
+            audio = np.concatenate([o.to_ndarray()[0] for o in out])
+        total_s = None
+        stream = self.stream
+        if stream.duration and stream.time_base:
+            total_s = float(stream.duration * stream.time_base)
+            # AAC decodes whole frames: drop the encoder's padding past the stated duration
+            audio = audio[: int(round(total_s * AUDIO_RATE))]
+        limit = None if self.window_s is None else int(round(self.window_s * AUDIO_RATE))
+        cut = limit is not None and audio.size > limit
+        if cut:
+            audio = audio[:limit]
+        if total_s is None:  # no duration in the header: the packets decoded and those skipped
+            total_s = (self.decoded / self.rate if self.rate else 0.0) + self.skipped_s
+        dropped = max(0.0, total_s - audio.size / AUDIO_RATE) if cut or self.full else 0.0
+        return np.ascontiguousarray(audio, dtype=np.float32), dropped
+
+
+def _scan(container: Any, stream: Any, path: Path, audio: _Audio | None) -> _Index:
     pts, keys = [], []
-    for packet in container.demux(stream):
+    streams = (stream,) if audio is None else (stream, audio.stream)
+    for packet in container.demux(*streams):
+        if packet.stream is not stream:
+            audio.add(packet)
+            continue
         stamp = packet.pts if packet.pts is not None else packet.dts
         if stamp is None:
             if packet.size:
@@ -223,28 +300,72 @@ def _choose(index: _Index, count: int) -> np.ndarray:
     return np.where(nearer_left, left, right)
 
 
+def _resize(batch: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """uint8 [B, H, W, 3] RGB -> [B, 3, *size] whole numbers in 0..255 (float32 unless no resize was
+    needed), bit for bit what qwen-vl-utils gives.
+
+    qwen-vl-utils resizes with torchvision's float path (bicubic, antialias, clamp, round). torch's
+    uint8 kernel differs from it on real content (by up to tens of levels next to sharp edges, where
+    bicubic overshoots), so the float path is kept, on a contiguous batch (the fastest layout for it;
+    the result is the same). A whole batch goes through each torch call: with several torch threads,
+    every call is a parallel region whose start and end cost more than a frame's copy when the
+    machine is busy, so none is spent per frame.
+    """
+    frames = torch.from_numpy(batch).permute(0, 3, 1, 2)
+    if tuple(frames.shape[2:]) == size:
+        return frames.contiguous()
+    frames = frames.to(torch.float32, memory_format=torch.contiguous_format)
+    frames = torch.nn.functional.interpolate(
+        frames, size=size, mode="bicubic", align_corners=False, antialias=True
+    )
+    return frames.clamp_(0, 255).round_()  # the caller's copy into uint8 is exact
+
+
 def _decode_frames(
     container: Any, stream: Any, index: _Index, chosen: np.ndarray, size: tuple[int, int], path: Path
 ) -> torch.Tensor:
-    """Decode the chosen frames (seeking over whole GOPs that hold none) and resize them in batches."""
+    """Decode the chosen frames and resize them in batches.
+
+    Every packet is fed by hand so each one gets its own `skip_frame`: a packet whose frame is not
+    wanted is decoded only if other frames refer to it (NONREF skips the disposable B-frames; the
+    frames that are decoded do not depend on them, so they are bit-exact). Whole GOPs that hold no
+    wanted frame are jumped over by seeking to the keyframe before the next wanted one.
+    """
     wanted = index.pts[chosen]
     order = np.unique(wanted)  # decode each distinct frame once, in presentation order
+    wanted_set = set(order.tolist())
     out = torch.empty((len(chosen), 3, *size), dtype=torch.uint8)
-    slots = {int(p): np.flatnonzero(wanted == p) for p in order}
+    slots = {int(p): np.flatnonzero(wanted == p).tolist() for p in order}
     position = {int(p): i for i, p in enumerate(index.pts)}
-    pending: list[tuple[int, np.ndarray]] = []
+    height, width = stream.codec_context.height, stream.codec_context.width
+    gathered = max(1, min(order.size, _GATHER_BYTES // max(1, height * width * 3)))
+    batch = np.empty((gathered, height, width, 3), dtype=np.uint8)  # filled by numpy: no torch call a frame
+    step = max(1, min(_RESIZE_FRAMES, _RESIZE_BYTES // max(1, height * width * 3 * 4)))
+    pending: list[int] = []  # pts of the frames in batch[: len(pending)]
+    codec = stream.codec_context
 
     def flush() -> None:
-        batch = torch.from_numpy(np.stack([image for _, image in pending])).permute(0, 3, 1, 2).contiguous()
-        if tuple(batch.shape[2:]) != size:
-            from torchvision.transforms.v2 import functional as tvf
-
-            batch = tvf.resize(batch, list(size), interpolation=tvf.InterpolationMode.BICUBIC, antialias=True)
-        for (stamp, _), frame in zip(pending, batch, strict=True):
-            out[torch.from_numpy(slots[stamp])] = frame
+        """Resize what was gathered, `step` frames a torch call, with no decoding in between (torch's
+        idle threads spin for a while after each call: between two calls, not into FFmpeg's time)."""
+        for start in range(0, len(pending), step):
+            stamps = pending[start : start + step]
+            resized = _resize(batch[start : start + len(stamps)], size)
+            first = slots[stamps[0]][0]
+            if [slot for stamp in stamps for slot in slots[stamp]] == list(range(first, first + len(stamps))):
+                out[first : first + len(stamps)].copy_(resized)  # the usual case: one copy
+            else:  # a frame taken twice (variable frame rate)
+                for stamp, frame in zip(stamps, resized, strict=True):
+                    for slot in slots[stamp]:
+                        out[slot].copy_(frame)
         pending.clear()
 
-    frames = container.decode(stream)
+    def frames():
+        for packet in container.demux(stream):
+            stamp = packet.pts if packet.pts is not None else packet.dts
+            codec.skip_frame = "DEFAULT" if stamp is None or stamp in wanted_set else "NONREF"
+            yield from codec.decode(packet)  # the last (empty) packet drains the decoder
+
+    decoded = frames()
     last = None  # pts of the last decoded frame
     for target in order.tolist():
         key = (
@@ -258,9 +379,9 @@ def _decode_frames(
             and position[int(target)] - (0 if last is None else position.get(last, 0)) >= _SEEK_MIN_FRAMES
         ):
             container.seek(int(key), stream=stream, backward=True)
-            frames = container.decode(stream)
+            decoded = frames()
         found = None
-        for frame in frames:
+        for frame in decoded:
             if frame.pts is None:
                 continue
             last = int(frame.pts)
@@ -271,11 +392,15 @@ def _decode_frames(
             raise MediaError(
                 f"{path}: decoding stopped before the frame at {float(target * index.time_base):.3f} s"
             )
-        pending.append((int(target), found.to_ndarray(format="rgb24")))
-        if len(pending) >= _RESIZE_BATCH:
+        if (found.height, found.width) != (height, width):
+            raise MediaError(f"{path}: the frame size changes mid-stream; re-encode the file")
+        batch[len(pending)] = found.to_ndarray(format="rgb24")  # packed RGB, as decord converts
+        pending.append(int(target))
+        if len(pending) >= gathered:
             flush()
     if pending:
         flush()
+    codec.skip_frame = "DEFAULT"
     return out
 
 
@@ -285,42 +410,6 @@ def _default_audio_stream(container: Any) -> Any | None:
     streams = list(container.streams.audio)
     default = [s for s in streams if s.disposition & av.stream.Disposition.default]
     return (default or streams or [None])[0]
-
-
-def _decode_audio(container: Any, stream: Any, window_s: float | None) -> tuple[np.ndarray, float]:
-    """The stream at 16 kHz, channels averaged, cut at the window; returns (audio, seconds dropped)."""
-    import av
-
-    resampler = av.AudioResampler(format="fltp", rate=AUDIO_RATE)  # keeps the channel layout
-    limit = None if window_s is None else int(round(window_s * AUDIO_RATE))
-    pieces: list[np.ndarray] = []
-    kept = 0
-    packets = container.demux(stream)
-    for packet in packets:
-        for frame in packet.decode():
-            frame.pts = None  # let the resampler count samples (container gaps and jumps ignored)
-            for out in resampler.resample(frame):
-                piece = out.to_ndarray().mean(axis=0, dtype=np.float32)
-                pieces.append(piece)
-                kept += piece.size
-        if limit is not None and kept >= limit:
-            break
-    else:
-        for out in resampler.resample(None):
-            pieces.append(out.to_ndarray().mean(axis=0, dtype=np.float32))
-    audio = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
-    total_s = None
-    if stream.duration and stream.time_base:
-        total_s = float(stream.duration * stream.time_base)
-        # AAC decodes whole frames: drop the encoder's padding past the stated duration
-        audio = audio[: int(round(total_s * AUDIO_RATE))]
-    if limit is not None and audio.size > limit:
-        audio = audio[:limit]
-    if total_s is None:  # no duration in the header: add up the packets not decoded
-        rest = sum(float(p.duration * stream.time_base) for p in packets if p.duration)
-        total_s = kept / AUDIO_RATE + rest
-    dropped = max(0.0, total_s - audio.size / AUDIO_RATE) if limit is not None and kept >= limit else 0.0
-    return np.ascontiguousarray(audio, dtype=np.float32), dropped
 
 
 def load(
@@ -353,7 +442,9 @@ def load(
             if not container.streams.video:
                 raise MediaError(f"{path}: no video stream")
             stream = container.streams.video[0]
-            index = _scan(container, stream, path)
+            audio_stream = _default_audio_stream(container) if audio else None
+            track = None if audio_stream is None else _Audio(audio_stream, audio_window_s)
+            index = _scan(container, stream, path, track)
             count = frame_count(
                 index.pts.size, index.rate, fps=fps, min_frames=min_frames, max_frames=max_frames
             )
@@ -366,11 +457,7 @@ def load(
             stream.thread_type = "AUTO"
             stream.codec_context.thread_count = 0 if threads is None else threads
             frames = _decode_frames(container, stream, index, chosen, size, path)
-            track, dropped = None, 0.0
-            audio_stream = _default_audio_stream(container) if audio else None
-            if audio_stream is not None:
-                container.seek(0)
-                track, dropped = _decode_audio(container, audio_stream, audio_window_s)
+            sound, dropped = (None, 0.0) if track is None else track.finish()
     except MediaError:
         raise
     except (av.error.FFmpegError, ValueError, OSError, StopIteration) as exc:
@@ -400,6 +487,6 @@ def load(
         duration=duration,
         source_fps=index.rate,
         source_frames=int(index.pts.size),
-        audio=track,
+        audio=sound,
         audio_seconds_dropped=dropped,
     )
