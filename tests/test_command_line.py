@@ -18,6 +18,17 @@ def test_demo_prints_the_comparison_table(capsys) -> None:
     assert out.count("output (") == 2
 
 
+def test_demo_on_the_qwen3_omni_fixture(capsys) -> None:
+    assert main(["demo", "--model", "tiny-qwen3-omni", "--seconds", "4", "--max-new-tokens", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "Qwen3-Omni-MoE" in out and "random" in out
+    rows = [
+        line for line in out.splitlines() if line.startswith(("full tokens", "retain 0.35", "retain 0.25"))
+    ]
+    assert len(rows) == 3
+    assert all("->" in row for row in rows[1:])  # tokens dropped at both budgets
+
+
 def test_methods_lists_every_registered_method(capsys) -> None:
     from omnisift.methods import METHODS
 

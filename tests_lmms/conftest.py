@@ -8,8 +8,9 @@ import pytest
 import torch
 from lmms_helpers import OPTIONS, VIDEOS, Checkpoint, DailyTask, prompt
 
-from omnisift.models.qwen2_5_omni.fixtures import make_clip, tiny_processor, tiny_thinker
+from omnisift.models.qwen2_5_omni.fixtures import tiny_processor, tiny_thinker
 from omnisift.selector import VisionGuidedAudioSelector, save_selector
+from omnisift.testing.clips import make_clip
 
 
 @pytest.fixture(scope="session")

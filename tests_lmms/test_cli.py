@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pytest
 from lmms_helpers import TINY_PIXELS, Checkpoint, DailyTask, read_runs, run_lmms_eval
 
+from omnisift import CompressionConfig
 from omnisift.evaluation.benchmarks import load_benchmark
 from omnisift.evaluation.inputs import Protocol
 from omnisift.evaluation.results import merge_rows, read_rows
@@ -47,11 +48,9 @@ def runs(daily_task: DailyTask, checkpoint: Checkpoint, tmp_path_factory: pytest
             benchmark="dailyomni",
             questions=daily_task.questions,
             model=str(checkpoint.folder),
-            selector=str(checkpoint.selector),
             out=root / "omnisift-eval",
             media_root=daily_task.media,
-            method="omnisift",
-            retain=0.25,
+            compression=CompressionConfig(method="omnisift", retain=0.25, selector=str(checkpoint.selector)),
             batch_size=2,
             protocol=Protocol(max_new_tokens=NEW_TOKENS, sampling=sampling),
             workers=0,

@@ -107,3 +107,13 @@ def test_images_are_refused_with_the_reason(model: OmniSIFT, docs: list[dict]) -
 def test_unknown_method_is_refused_before_loading(docs: list[dict]) -> None:
     with pytest.raises(ValueError, match="nosuch"):
         OmniSIFT(pretrained="tiny", method="nosuch")
+
+
+def test_qwen3_omni_fixture_runs_compressed(docs: list[dict]) -> None:
+    qwen3 = OmniSIFT(pretrained="tiny-qwen3-omni", method="omnisift", retain=0.25, batch_size="2")
+    qwen3.task_dict[TASK] = {"test": docs}
+    stats.clear()
+    results = qwen3.generate_until(_requests(docs, {"max_new_tokens": 2, "until": []}))
+    records = [stats.get(doc["question_id"]) for doc in docs]
+    assert len(results) == len(docs) and all(isinstance(r, GenerationResult) for r in results)
+    assert all(r is not None and r.error is None and 0 < r.kept_fraction <= 0.25 for r in records)
