@@ -61,3 +61,5 @@ def chat_text(num_videos: int = 1, question: str = QUESTION) -> str:
         f"<|im_start|>system\n{fixtures.DEFAULT_SYSTEM_PROMPT}<|im_end|>\n<|im_start|>user\n{videos}{question}"
         "<|im_end|>\n<|im_start|>assistant\n"
     )
+
+VIDEO_ID, AUDIO_ID = fixtures.VIDEO_ID, fixtures.AUDIO_ID

@@ -66,6 +66,13 @@ class Engine:
         outputs = self.llm.generate(requests, params, use_tqdm=False)
         return [list(o.outputs[0].token_ids) for o in outputs]
 
+    def prompt_ids(self, requests: list[dict]) -> list[list[int]]:
+        """Run the requests; the prompt token ids vLLM laid out (placeholders included)."""
+        from vllm import SamplingParams
+
+        outputs = self.llm.generate(requests, SamplingParams(max_tokens=1, temperature=0), use_tqdm=False)
+        return [list(o.prompt_token_ids) for o in outputs]
+
     def positions(self):
         """Positions of every forward since the last call ([3, T] each), then cleared."""
         return self.llm.apply_model(_take_positions)[0]

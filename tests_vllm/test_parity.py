@@ -24,3 +24,73 @@ def test_zero_drop_equals_stock_transformers_tokens_and_positions(plain, referen
     prefill = plain.positions()[0]
     assert torch.equal(prefill, torch.tensor(ref["positions"]))
 
+
+
+@pytest.fixture(scope="module")
+def compressing(reference_dir):
+    config = cases.CASES["drops"].config(reference_dir / "selector.safetensors")
+    engine = Engine(reference_dir / "model", **engine_args(config))
+    yield engine
+    engine.close()
+
+
+@pytest.mark.parametrize("name", ["drops", "fps1", "fps05", "two_videos"])
+def test_drops_equal_transformers_with_attach(compressing, references, name):
+    ref = references[name]
+    assert compressing.run([request(cases.CASES[name])]) == [ref["attach"]]
+
+
+def _is_subsequence(part: list, whole: list) -> bool:
+    rest = iter(whole)
+    return all(any(item == other for other in rest) for item in part)
+
+
+def test_kept_tokens_keep_transformers_positions(compressing, references):
+    """Prefill positions: text exactly get_rope_index's, kept media tokens a subsequence of its media ids."""
+    ref = references["drops"]
+    compressing.llm.reset_prefix_cache()
+    compressing.positions()
+    prompt_ids = compressing.prompt_ids([request(cases.CASES["drops"])])[0]
+    prefill = compressing.positions()[0]
+    full, ids = torch.tensor(ref["positions"]), torch.tensor(ref["input_ids"])
+    full_media = (ids == cases.VIDEO_ID) | (ids == cases.AUDIO_ID)
+    kept_media = torch.tensor(prompt_ids) == cases.VIDEO_ID  # every kept slot holds the video id
+    assert prefill.shape[1] == len(prompt_ids) < full.shape[1]
+    assert torch.equal(prefill[:, ~kept_media], full[:, ~full_media])
+    kept = prefill[:, kept_media].t().tolist()
+    assert 0 < len(kept) < int(full_media.sum())
+    assert _is_subsequence(kept, full[:, full_media].t().tolist())
+
+
+def test_batch_of_different_clips(compressing, references):
+    got = compressing.run([request(cases.CASES["drops"]), request(cases.CASES["other_clip"])])
+    assert got == [references["drops"]["attach"], references["other_clip"]["attach"]]
+
+
+def test_prefix_cached_second_question(compressing, references):
+    compressing.run([request(cases.CASES["drops"])])
+    assert compressing.run([request(cases.CASES["second_question"])]) == [references["second_question"]["attach"]]
+
+
+def test_request_override_of_retain(compressing, references):
+    got = compressing.run([request(cases.CASES["retain"], **request_kwargs(retain=0.25))])
+    assert got == [references["retain"]["attach"]]
+
+
+def test_chunked_prefill(reference_dir, references):
+    config = cases.CASES["drops"].config(reference_dir / "selector.safetensors")
+    engine = Engine(reference_dir / "model", max_num_batched_tokens=96, **engine_args(config))
+    try:
+        assert engine.run([request(cases.CASES["drops"])]) == [references["drops"]["attach"]]
+        assert len(engine.positions()) > 3  # the prompt really went in several chunks
+    finally:
+        engine.close()
+
+
+def test_training_free_method(reference_dir, references):
+    config = cases.CASES["evs"].config(reference_dir / "selector.safetensors")
+    engine = Engine(reference_dir / "model", **engine_args(config))
+    try:
+        assert engine.run([request(cases.CASES["evs"])]) == [references["evs"]["attach"]]
+    finally:
+        engine.close()
