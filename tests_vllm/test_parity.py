@@ -26,6 +26,29 @@ def test_zero_drop_equals_stock_transformers_tokens_and_positions(plain, referen
 
 
 
+@pytest.mark.parametrize("name", ["fps1", "fps05", "two_videos"])
+def test_zero_drop_positions_at_other_rates_and_two_videos(plain, references, name):
+    plain.llm.reset_prefix_cache()
+    plain.positions()
+    plain.prompt_ids([request(cases.CASES[name])])
+    assert torch.equal(plain.positions()[0], torch.tensor(references[name]["positions"]))
+
+
+def test_stock_vllm_positions_differ_from_transformers(reference_dir, references):
+    """The upstream bug our thinker fixes: stock 0.32 shifts audio-in-video positions (see the README)."""
+    engine = Engine(reference_dir / "model")
+    try:
+        engine.prompt_ids([request(cases.CASES["zero_drop"])])
+        stock = engine.positions()[0]
+    finally:
+        engine.close()
+    full = torch.tensor(references["zero_drop"]["positions"])
+    assert stock.shape == full.shape
+    wrong = (stock != full).any(0)
+    assert int(wrong.sum()) > 0
+    assert int((stock[:, -1] - full[:, -1]).max()) == 2  # text after the block moves by 2
+
+
 @pytest.fixture(scope="module")
 def compressing(reference_dir):
     config = cases.CASES["drops"].config(reference_dir / "selector.safetensors")
