@@ -62,4 +62,5 @@ def chat_text(num_videos: int = 1, question: str = QUESTION) -> str:
         "<|im_end|>\n<|im_start|>assistant\n"
     )
 
+
 VIDEO_ID, AUDIO_ID = fixtures.VIDEO_ID, fixtures.AUDIO_ID

@@ -58,9 +58,8 @@ class Engine:
         self.llm.apply_model(_record_positions)
 
     def run(self, requests: list[dict]) -> list[list[int]]:
-        from vllm import SamplingParams
-
         import cases
+        from vllm import SamplingParams
 
         params = SamplingParams(max_tokens=cases.NEW_TOKENS, temperature=0)
         outputs = self.llm.generate(requests, params, use_tqdm=False)

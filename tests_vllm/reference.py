@@ -62,7 +62,9 @@ def rope_positions(model, inputs: dict[str, Any]) -> list[list[int]]:
 def generate(model, inputs: dict[str, Any], config: CompressionConfig | None) -> list[int]:
     handle = attach(model, config) if config is not None else None
     try:
-        out = model.generate(**inputs, use_audio_in_video=True, max_new_tokens=cases.NEW_TOKENS, do_sample=False)
+        out = model.generate(
+            **inputs, use_audio_in_video=True, max_new_tokens=cases.NEW_TOKENS, do_sample=False
+        )
     finally:
         if handle is not None:
             handle.remove()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import cases
 import pytest
 import torch
-from conftest import Engine, request
 
+from conftest import Engine, request
 from omnisift.vllm import engine_args, request_kwargs
 
 
@@ -23,7 +23,6 @@ def test_zero_drop_equals_stock_transformers_tokens_and_positions(plain, referen
     assert ref["attach"] == ref["stock"]
     prefill = plain.positions()[0]
     assert torch.equal(prefill, torch.tensor(ref["positions"]))
-
 
 
 @pytest.mark.parametrize("name", ["fps1", "fps05", "two_videos"])
@@ -92,7 +91,9 @@ def test_batch_of_different_clips(compressing, references):
 
 def test_prefix_cached_second_question(compressing, references):
     compressing.run([request(cases.CASES["drops"])])
-    assert compressing.run([request(cases.CASES["second_question"])]) == [references["second_question"]["attach"]]
+    assert compressing.run([request(cases.CASES["second_question"])]) == [
+        references["second_question"]["attach"]
+    ]
 
 
 def test_request_override_of_retain(compressing, references):

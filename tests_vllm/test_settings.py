@@ -26,10 +26,13 @@ def test_engine_args_select_our_thinker_and_carry_the_config():
     args = engine_args(CompressionConfig(method="evs", video_drop=0.6, audio_drop=0.2))
     assert args["hf_overrides"]["architectures"] == [ARCHITECTURE]
     assert args["hf_overrides"]["omnisift"]["method"]["name"] == "evs"
-    assert _settings(CompressionConfig(method="evs", video_drop=0.6, audio_drop=0.2)).default == Budget3(0.6, 0.2, None)
-    assert json.loads(serve_args(CompressionConfig(method="evs"))[1]) == engine_args(CompressionConfig(method="evs"))[
-        "hf_overrides"
-    ]
+    assert _settings(CompressionConfig(method="evs", video_drop=0.6, audio_drop=0.2)).default == Budget3(
+        0.6, 0.2, None
+    )
+    assert (
+        json.loads(serve_args(CompressionConfig(method="evs"))[1])
+        == engine_args(CompressionConfig(method="evs"))["hf_overrides"]
+    )
 
 
 def test_methods_needing_encoder_internals_are_refused():

@@ -42,7 +42,11 @@ def build_thinker(seed: int = 0) -> Qwen2_5OmniThinkerForConditionalGeneration:
     return model.eval()
 
 
-_RENAMES = (("model.language_model.", "model."), ("model.audio_tower.", "audio_tower."), ("model.visual.", "visual."))
+_RENAMES = (
+    ("model.language_model.", "model."),
+    ("model.audio_tower.", "audio_tower."),
+    ("model.visual.", "visual."),
+)
 
 
 def _checkpoint_key(name: str) -> str:

@@ -65,7 +65,10 @@ def serve_args(config: CompressionConfig | None = None) -> list[str]:
 
 
 def request_kwargs(
-    retain: float | None = None, video_drop: float | None = None, audio_drop: float | None = None, **extra: Any
+    retain: float | None = None,
+    video_drop: float | None = None,
+    audio_drop: float | None = None,
+    **extra: Any,
 ) -> dict[str, Any]:
     """`mm_processor_kwargs` of one request overriding the engine's budget (also for the OpenAI server)."""
     values = {"omnisift_retain": retain, "omnisift_video_drop": video_drop, "omnisift_audio_drop": audio_drop}

@@ -107,7 +107,9 @@ class ServingSettings:
             method.prepare_from_path(hidden_size)
             return method
         if not selector_state:
-            return method  # check_budget refused audio drops without a selector when the engine was configured
+            return (
+                method  # check_budget refused audio drops without a selector when the engine was configured
+            )
         from ..selector import VisionGuidedAudioSelector
 
         width = selector_state["v_proj.weight"].shape[0]

@@ -131,7 +131,9 @@ class OmniSIFTProcessor(Qwen2_5OmniThinkerMultiModalProcessor):
             audio = 0
             if with_audio:
                 audio = audio_token_count(int(data["omnisift_audio_lengths"][item_idx]))
-            block = _block_of(config, data["video_grid_thw"][item_idx], data["second_per_grid_ts"][item_idx], audio)
+            block = _block_of(
+                config, data["video_grid_thw"][item_idx], data["second_per_grid_ts"][item_idx], audio
+            )
             budget = Budget3.from_row(data["omnisift_budget"][item_idx].tolist())
             count = kept_count(block, *_block_drops(block, budget, settings), ids)
             if not with_audio:
@@ -174,7 +176,9 @@ class OmniSIFTQwen25OmniThinker(Qwen2_5OmniThinkerForConditionalGeneration):
                     yield name, tensor
 
         loaded = super().load_weights(model_weights())
-        self._method = self.omnisift.prepare_method(self._method, selector_state, self.config.text_config.hidden_size)
+        self._method = self.omnisift.prepare_method(
+            self._method, selector_state, self.config.text_config.hidden_size
+        )
         return loaded
 
     # -- positions at prompt time ---------------------------------------------------------------------
@@ -284,11 +288,17 @@ class OmniSIFTQwen25OmniThinker(Qwen2_5OmniThinkerForConditionalGeneration):
         return self._with_offsets(kept, offsets)
 
     def _standalone_audio(self, parsed, in_video) -> list[torch.Tensor]:
-        flags = [False] * len(parsed["audio_feature_lengths"]) if in_video is None else [bool(f) for f in in_video]
+        flags = (
+            [False] * len(parsed["audio_feature_lengths"])
+            if in_video is None
+            else [bool(f) for f in in_video]
+        )
         encoded = list(self._process_audio_input(parsed))
         width = self.config.text_config.hidden_size
         return [
-            encoded[i].new_empty(0, width + POSITION_CHANNELS) if flag else self._with_offsets(encoded[i], None)
+            encoded[i].new_empty(0, width + POSITION_CHANNELS)
+            if flag
+            else self._with_offsets(encoded[i], None)
             for i, flag in enumerate(flags)
         ]
 
@@ -318,4 +328,3 @@ class OmniSIFTQwen25OmniThinker(Qwen2_5OmniThinkerForConditionalGeneration):
                 positions = positions.clone()
                 positions[:, index.to(positions.device)] += offsets.to(positions.device, positions.dtype)
         return super().forward(input_ids, positions, intermediate_tensors, inputs_embeds, **kwargs)
-
