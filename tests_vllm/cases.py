@@ -27,6 +27,8 @@ class Case:
     audio_drop: float = 0.3
     retain: float | None = None
     question: str = QUESTION
+    audio: bool = True
+    """False: video without its audio track (STVP alone)."""
     params: dict = field(default_factory=dict)
 
     def config(self, selector: Path) -> CompressionConfig:
@@ -52,6 +54,7 @@ CASES: dict[str, Case] = {
     "other_clip": Case((Clip(6, 2.0, 5),)),
     "second_question": Case((CLIP,), question="What is the sound?"),
     "evs": Case((CLIP,), method="evs"),
+    "video_only": Case((CLIP,), audio_drop=0.0, audio=False),
 }
 
 

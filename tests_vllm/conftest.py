@@ -105,11 +105,14 @@ def request(case, **mm_kwargs) -> dict:
     import tiny
 
     clips = [tiny.clip(c.seconds, c.fps, c.seed) for c in case.clips]
+    data = {"video": [f for f, _ in clips]}
+    if case.audio:
+        data["audio"] = [a for _, a in clips]
     return {
         "prompt": cases.chat_text(len(clips), case.question),
-        "multi_modal_data": {"video": [f for f, _ in clips], "audio": [a for _, a in clips]},
+        "multi_modal_data": data,
         "mm_processor_kwargs": {
-            "use_audio_in_video": True,
+            "use_audio_in_video": case.audio,
             "fps": case.clips[0].fps,
             "min_pixels": tiny.MIN_PIXELS,
             "max_pixels": tiny.MAX_PIXELS,

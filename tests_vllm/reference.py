@@ -30,6 +30,20 @@ from omnisift.selector import VisionGuidedAudioSelector, save_selector  # noqa: 
 
 def hf_inputs(processor, case: cases.Case) -> dict[str, Any]:
     clips = [tiny.clip(c.seconds, c.fps, c.seed) for c in case.clips]
+    size = {"shortest_edge": tiny.MIN_PIXELS, "longest_edge": tiny.MAX_PIXELS}
+    if not case.audio:
+        inputs = processor(
+            text=[cases.chat_text(len(clips), case.question)],
+            videos=[frames for frames, _ in clips],
+            fps=case.clips[0].fps,
+            videos_kwargs={"size": size},
+            return_tensors="pt",
+        )
+        inputs = dict(inputs)
+        inputs["video_second_per_grid"] = torch.as_tensor(
+            inputs["video_second_per_grid"], dtype=torch.float32
+        )
+        return inputs
     inputs = processor(
         text=[cases.chat_text(len(clips), case.question)],
         videos=[frames for frames, _ in clips],
@@ -37,7 +51,7 @@ def hf_inputs(processor, case: cases.Case) -> dict[str, Any]:
         audio_from_video_indices=list(range(len(clips))),
         load_audio_from_video=True,
         fps=case.clips[0].fps,
-        videos_kwargs={"size": {"shortest_edge": tiny.MIN_PIXELS, "longest_edge": tiny.MAX_PIXELS}},
+        videos_kwargs={"size": size},
         return_tensors="pt",
     )
     inputs = dict(inputs)
@@ -45,25 +59,25 @@ def hf_inputs(processor, case: cases.Case) -> dict[str, Any]:
     return inputs
 
 
-def rope_positions(model, inputs: dict[str, Any]) -> list[list[int]]:
+def rope_positions(model, inputs: dict[str, Any], audio: bool) -> list[list[int]]:
     get_rope_index = getattr(model, "get_rope_index", None) or model.model.get_rope_index
     positions, _ = get_rope_index(
         inputs["input_ids"],
         None,
         inputs["video_grid_thw"],
         inputs["attention_mask"],
-        True,
-        inputs["feature_attention_mask"].sum(-1),
+        audio,
+        inputs["feature_attention_mask"].sum(-1) if audio else None,
         inputs["video_second_per_grid"],
     )
     return positions[:, 0].tolist()
 
 
-def generate(model, inputs: dict[str, Any], config: CompressionConfig | None) -> list[int]:
+def generate(model, inputs: dict[str, Any], config: CompressionConfig | None, audio: bool) -> list[int]:
     handle = attach(model, config) if config is not None else None
     try:
         out = model.generate(
-            **inputs, use_audio_in_video=True, max_new_tokens=cases.NEW_TOKENS, do_sample=False
+            **inputs, use_audio_in_video=audio, max_new_tokens=cases.NEW_TOKENS, do_sample=False
         )
     finally:
         if handle is not None:
@@ -84,9 +98,9 @@ def main(out_dir: Path) -> None:
         inputs = hf_inputs(processor, case)
         config = case.config(out_dir / "selector.safetensors")
         results[name] = {
-            "stock": generate(model, inputs, None),
-            "attach": generate(model, inputs, config),
-            "positions": rope_positions(model, inputs),
+            "stock": generate(model, inputs, None, case.audio),
+            "attach": generate(model, inputs, config, case.audio),
+            "positions": rope_positions(model, inputs, case.audio),
             "input_ids": inputs["input_ids"][0].tolist(),
         }
     (out_dir / "references.json").write_text(json.dumps(results))

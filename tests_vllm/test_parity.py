@@ -25,7 +25,7 @@ def test_zero_drop_equals_stock_transformers_tokens_and_positions(plain, referen
     assert torch.equal(prefill, torch.tensor(ref["positions"]))
 
 
-@pytest.mark.parametrize("name", ["fps1", "fps05", "two_videos"])
+@pytest.mark.parametrize("name", ["fps1", "fps05", "two_videos", "video_only"])
 def test_zero_drop_positions_at_other_rates_and_two_videos(plain, references, name):
     plain.llm.reset_prefix_cache()
     plain.positions()
@@ -56,7 +56,7 @@ def compressing(reference_dir):
     engine.close()
 
 
-@pytest.mark.parametrize("name", ["drops", "fps1", "fps05", "two_videos"])
+@pytest.mark.parametrize("name", ["drops", "fps1", "fps05", "two_videos", "video_only"])
 def test_drops_equal_transformers_with_attach(compressing, references, name):
     ref = references[name]
     assert compressing.run([request(cases.CASES[name])]) == [ref["attach"]]
@@ -118,3 +118,28 @@ def test_training_free_method(reference_dir, references):
         assert engine.run([request(cases.CASES["evs"])]) == [references["evs"]["attach"]]
     finally:
         engine.close()
+
+
+def test_selector_from_checkpoint_compressor_keys(reference_dir, references, tmp_path):
+    """Without a selector file, the served checkpoint's thinker.compressor.* keys are the selector."""
+    import shutil
+
+    from omnisift import CompressionConfig
+
+    folder = tmp_path / "with-selector"
+    shutil.copytree(reference_dir / "model", folder)
+    shutil.copy(reference_dir / "selector.safetensors", folder / "compressor.safetensors")
+    engine = Engine(
+        folder, **engine_args(CompressionConfig(method="omnisift", video_drop=0.7, audio_drop=0.3))
+    )
+    try:
+        assert engine.run([request(cases.CASES["drops"])]) == [references["drops"]["attach"]]
+    finally:
+        engine.close()
+
+
+def test_selector_method_without_any_selector_is_refused(reference_dir):
+    from omnisift import CompressionConfig
+
+    with pytest.raises(Exception, match="no selector file was given"):
+        Engine(reference_dir / "model", **engine_args(CompressionConfig(method="omnisift")))

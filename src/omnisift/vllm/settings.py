@@ -107,9 +107,13 @@ class ServingSettings:
             method.prepare_from_path(hidden_size)
             return method
         if not selector_state:
-            return (
-                method  # check_budget refused audio drops without a selector when the engine was configured
-            )
+            if self.default.audio_drop > 0 or self.default.retain is not None:
+                raise ValueError(
+                    f"method {method.name!r} drops audio with a trained selector, but the served checkpoint has no "
+                    f"{self.selector_prefix}* keys and no selector file was given: pass "
+                    "CompressionConfig(selector=...) to omnisift.vllm.engine_args, or audio_drop=0 to prune video only."
+                )
+            return method
         from ..selector import VisionGuidedAudioSelector
 
         width = selector_state["v_proj.weight"].shape[0]

