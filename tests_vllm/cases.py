@@ -29,6 +29,8 @@ class Case:
     question: str = QUESTION
     audio: bool = True
     """False: video without its audio track (STVP alone)."""
+    image: bool = False
+    """True: an image before the video in the same prompt (images are never dropped)."""
     params: dict = field(default_factory=dict)
 
     def config(self, selector: Path) -> CompressionConfig:
@@ -55,11 +57,13 @@ CASES: dict[str, Case] = {
     "second_question": Case((CLIP,), question="What is the sound?"),
     "evs": Case((CLIP,), method="evs"),
     "video_only": Case((CLIP,), audio_drop=0.0, audio=False),
+    "image_and_video": Case((CLIP,), image=True),
 }
 
 
-def chat_text(num_videos: int = 1, question: str = QUESTION) -> str:
-    videos = "".join("<|vision_bos|><|VIDEO|><|vision_eos|>" for _ in range(num_videos))
+def chat_text(num_videos: int = 1, question: str = QUESTION, image: bool = False) -> str:
+    videos = "<|vision_bos|><|IMAGE|><|vision_eos|>" if image else ""
+    videos += "".join("<|vision_bos|><|VIDEO|><|vision_eos|>" for _ in range(num_videos))
     return (
         f"<|im_start|>system\n{fixtures.DEFAULT_SYSTEM_PROMPT}<|im_end|>\n<|im_start|>user\n{videos}{question}"
         "<|im_end|>\n<|im_start|>assistant\n"

@@ -48,7 +48,7 @@ class Engine:
             enforce_eager=True,
             max_model_len=4096,
             seed=0,
-            limit_mm_per_prompt={"video": 2, "audio": 2},
+            limit_mm_per_prompt={"video": 2, "audio": 2, "image": 1},
             max_num_seqs=4,
             gpu_memory_utilization=0.2,
             kv_cache_memory_bytes=256 << 20,
@@ -108,8 +108,10 @@ def request(case, **mm_kwargs) -> dict:
     data = {"video": [f for f, _ in clips]}
     if case.audio:
         data["audio"] = [a for _, a in clips]
+    if case.image:
+        data["image"] = [tiny.image(0)]
     return {
-        "prompt": cases.chat_text(len(clips), case.question),
+        "prompt": cases.chat_text(len(clips), case.question, case.image),
         "multi_modal_data": data,
         "mm_processor_kwargs": {
             "use_audio_in_video": case.audio,

@@ -44,10 +44,12 @@ def hf_inputs(processor, case: cases.Case) -> dict[str, Any]:
             inputs["video_second_per_grid"], dtype=torch.float32
         )
         return inputs
+    extra = {"images": [tiny.image(0)], "images_kwargs": {"size": size}} if case.image else {}
     inputs = processor(
-        text=[cases.chat_text(len(clips), case.question)],
+        text=[cases.chat_text(len(clips), case.question, case.image)],
         videos=[frames for frames, _ in clips],
         audio=[audio for _, audio in clips],
+        **extra,
         audio_from_video_indices=list(range(len(clips))),
         load_audio_from_video=True,
         fps=case.clips[0].fps,
@@ -63,7 +65,7 @@ def rope_positions(model, inputs: dict[str, Any], audio: bool) -> list[list[int]
     get_rope_index = getattr(model, "get_rope_index", None) or model.model.get_rope_index
     positions, _ = get_rope_index(
         inputs["input_ids"],
-        None,
+        inputs.get("image_grid_thw"),
         inputs["video_grid_thw"],
         inputs["attention_mask"],
         audio,

@@ -25,7 +25,7 @@ def test_zero_drop_equals_stock_transformers_tokens_and_positions(plain, referen
     assert torch.equal(prefill, torch.tensor(ref["positions"]))
 
 
-@pytest.mark.parametrize("name", ["fps1", "fps05", "two_videos", "video_only"])
+@pytest.mark.parametrize("name", ["fps1", "fps05", "two_videos", "video_only", "image_and_video"])
 def test_zero_drop_positions_at_other_rates_and_two_videos(plain, references, name):
     plain.llm.reset_prefix_cache()
     plain.positions()
@@ -56,7 +56,7 @@ def compressing(reference_dir):
     engine.close()
 
 
-@pytest.mark.parametrize("name", ["drops", "fps1", "fps05", "two_videos", "video_only"])
+@pytest.mark.parametrize("name", ["drops", "fps1", "fps05", "two_videos", "video_only", "image_and_video"])
 def test_drops_equal_transformers_with_attach(compressing, references, name):
     ref = references[name]
     assert compressing.run([request(cases.CASES[name])]) == [ref["attach"]]

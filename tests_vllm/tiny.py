@@ -85,3 +85,9 @@ def clip(seconds: float, fps: float, seed: int, size: int = 112) -> tuple[np.nda
     audio = 0.3 * np.sin(2 * np.pi * (300 + 50 * seed) * t * (1 + np.floor(t) / 4))
     audio = (audio + rng.normal(0, 0.05, samples)).astype(np.float32)
     return np.stack(frames), audio
+
+
+def image(seed: int, size: int = 112) -> np.ndarray:
+    """One noisy RGB image [H, W, 3] uint8."""
+    rng = np.random.default_rng(100 + seed)
+    return rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
