@@ -56,6 +56,10 @@ CASES: dict[str, Case] = {
     "other_clip": Case((Clip(6, 2.0, 5),)),
     "second_question": Case((CLIP,), question="What is the sound?"),
     "evs": Case((CLIP,), method="evs"),
+    "vidcom2": Case((CLIP,), method="vidcom2"),
+    "dycoke": Case((CLIP,), method="dycoke"),
+    "random": Case((CLIP,), method="random"),
+    "omnisift-no-temporal": Case((CLIP,), method="omnisift-no-temporal"),
     "video_only": Case((CLIP,), audio_drop=0.0, audio=False),
     "image_and_video": Case((CLIP,), image=True),
 }

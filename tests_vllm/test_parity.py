@@ -111,11 +111,12 @@ def test_chunked_prefill(reference_dir, references):
         engine.close()
 
 
-def test_training_free_method(reference_dir, references):
-    config = cases.CASES["evs"].config(reference_dir / "selector.safetensors")
+@pytest.mark.parametrize("name", ["evs", "vidcom2", "dycoke", "random", "omnisift-no-temporal"])
+def test_other_layout_only_methods(reference_dir, references, name):
+    config = cases.CASES[name].config(reference_dir / "selector.safetensors")
     engine = Engine(reference_dir / "model", **engine_args(config))
     try:
-        assert engine.run([request(cases.CASES["evs"])]) == [references["evs"]["attach"]]
+        assert engine.run([request(cases.CASES[name])]) == [references[name]["attach"]]
     finally:
         engine.close()
 
