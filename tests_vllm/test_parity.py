@@ -89,6 +89,11 @@ def test_batch_of_different_clips(compressing, references):
     assert got == [references["drops"]["attach"], references["other_clip"]["attach"]]
 
 
+def test_batch_mixing_video_with_and_without_audio(compressing, references):
+    got = compressing.run([request(cases.CASES["other_clip"]), request(cases.CASES["video_only"])])
+    assert got == [references["other_clip"]["attach"], references["video_only"]["attach"]]
+
+
 def test_prefix_cached_second_question(compressing, references):
     compressing.run([request(cases.CASES["drops"])])
     assert compressing.run([request(cases.CASES["second_question"])]) == [
