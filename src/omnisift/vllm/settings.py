@@ -1,0 +1,138 @@
+"""What the vLLM thinker reads: the engine's compression settings and a request's budget override.
+
+Settings travel inside the model config (`hf_overrides={"omnisift": CompressionConfig.to_dict()}`),
+so `vllm serve` and `LLM(...)` carry them the same way; a request overrides the budget through its
+multimodal processor kwargs (`omnisift_retain`, `omnisift_video_drop`, `omnisift_audio_drop`).
+No vLLM import here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..budget import validate_drops
+from ..layout import TokenIds
+from ..methods import SelectionMethod, build_method
+from ..methods.shared import SelectorMethod
+from ..models.qwen2_5_omni.adapter import Qwen25OmniAdapter
+
+__all__ = ["Budget3", "ServingSettings", "REQUEST_KEYS", "request_budget", "check_layout_only", "CONFIG_KEY"]
+
+CONFIG_KEY = "omnisift"
+"""Attribute of the model config (set through hf_overrides) holding `CompressionConfig.to_dict()`."""
+REQUEST_KEYS = ("omnisift_retain", "omnisift_video_drop", "omnisift_audio_drop")
+LAYOUT_ONLY_USES = ("training-free", "trained selector")
+"""`SelectionMethod.uses` of methods whose kept counts follow from the layout alone (vLLM sizes
+placeholders before encoding). Others (e.g. omnizip: encoder attention, adaptive per-group budgets)
+are refused."""
+
+
+def check_layout_only(method: SelectionMethod) -> None:
+    """Raise a ValueError for a method vLLM cannot host."""
+    if method.uses not in LAYOUT_ONLY_USES:
+        raise ValueError(
+            f"method {method.name!r} uses {method.uses}, which vLLM does not expose to models (and its kept "
+            "counts depend on content, but vLLM sizes placeholders before encoding). In vLLM use a layout-only "
+            "method: omnisift, its ablations, random, evs, vidcom2 or dycoke."
+        )
+
+
+@dataclass(frozen=True)
+class Budget3:
+    """Drops and optional retain target of one request."""
+
+    video_drop: float
+    audio_drop: float
+    retain: float | None
+
+    def as_row(self) -> list[float]:
+        return [self.video_drop, self.audio_drop, -1.0 if self.retain is None else self.retain]
+
+    @classmethod
+    def from_row(cls, row: list[float]) -> Budget3:
+        return cls(float(row[0]), float(row[1]), None if row[2] < 0 else float(row[2]))
+
+
+@dataclass
+class ServingSettings:
+    """The engine's compression settings (`method` None: positions fixed, nothing dropped)."""
+
+    method: dict[str, Any] | None
+    default: Budget3
+    token_ids: TokenIds
+    positions_per_second: float
+    selector_prefix: str = "thinker.compressor."
+
+    @classmethod
+    def from_hf_config(cls, hf_config: Any) -> ServingSettings:
+        thinker = getattr(hf_config, "thinker_config", hf_config)
+        raw = getattr(hf_config, CONFIG_KEY, None)
+        if raw is None:
+            default, method = Budget3(0.0, 0.0, None), None
+        else:
+            if not isinstance(raw, Mapping) or "method" not in raw:
+                raise ValueError(
+                    f"model config `{CONFIG_KEY}` must be CompressionConfig.to_dict() (use omnisift.vllm.engine_args), "
+                    f"got {raw!r}."
+                )
+            default = Budget3(float(raw["video_drop"]), float(raw["audio_drop"]), raw.get("retain"))
+            method = dict(raw["method"])
+        return cls(
+            method=method,
+            default=default,
+            token_ids=Qwen25OmniAdapter.token_ids_from_config(thinker),
+            positions_per_second=float(getattr(thinker, "position_id_per_seconds", 25)),
+        )
+
+    def build_method(self) -> SelectionMethod | None:
+        if self.method is None:
+            return None
+        settings = {k: v for k, v in self.method.items() if k != "name"}
+        method = build_method(self.method["name"], **settings)
+        check_layout_only(method)
+        return method
+
+    def prepare_method(
+        self, method: SelectionMethod | None, selector_state: dict[str, torch.Tensor], hidden_size: int
+    ) -> SelectionMethod | None:
+        """Give a selector method its weights: its selector file, else the checkpoint's compressor keys."""
+        if not isinstance(method, SelectorMethod):
+            return method
+        if method.selector is not None:
+            method.prepare_from_path(hidden_size)
+            return method
+        if not selector_state:
+            if self.default.audio_drop > 0 or self.default.retain is not None:
+                raise ValueError(
+                    f"method {method.name!r} drops audio with a trained selector, but the served checkpoint has no "
+                    f"{self.selector_prefix}* keys and no selector file was given: pass "
+                    "CompressionConfig(selector=...) to omnisift.vllm.engine_args, or audio_drop=0 to prune video only."
+                )
+            return method
+        from ..selector import VisionGuidedAudioSelector
+
+        width = selector_state["v_proj.weight"].shape[0]
+        selector = VisionGuidedAudioSelector(hidden_size, width, 8 if width % 8 == 0 else 1)
+        selector.load_state_dict(selector_state)
+        return dataclasses.replace(method, selector=selector.eval())
+
+
+def request_budget(settings: ServingSettings, kwargs: Mapping[str, object]) -> Budget3:
+    """The engine's budget with a request's `omnisift_*` overrides applied (validated)."""
+    budget = settings.default
+    video = float(kwargs.get("omnisift_video_drop", budget.video_drop))
+    audio = float(kwargs.get("omnisift_audio_drop", budget.audio_drop))
+    retain = kwargs.get("omnisift_retain", budget.retain)
+    retain = None if retain is None else float(retain)
+    validate_drops(video, audio, retain)
+    if settings.method is None and (video or audio or retain is not None):
+        raise ValueError(
+            "this engine has no compression method: build it with omnisift.vllm.engine_args(CompressionConfig(...)) "
+            "to use omnisift_* request settings."
+        )
+    return Budget3(video, audio, retain)
