@@ -17,7 +17,7 @@ import pytest
 import tiny
 
 from conftest import Engine
-from omnisift.models.qwen2_5_omni import fixtures
+from omnisift.testing.clips import make_clip
 from omnisift.vllm import engine_args, request_kwargs, serve_args
 
 MM = {"fps": 2.0, "min_pixels": tiny.MIN_PIXELS, "max_pixels": tiny.MAX_PIXELS}
@@ -43,7 +43,7 @@ def _messages(url: str) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def video_url(tmp_path_factory) -> str:
-    clip = fixtures.make_clip(tmp_path_factory.mktemp("clip") / "clip.mp4", 4, fps=4.0)
+    clip = make_clip(tmp_path_factory.mktemp("clip") / "clip.mp4", 4, fps=4.0)
     return "data:video/mp4;base64," + base64.b64encode(clip.read_bytes()).decode()
 
 
