@@ -25,11 +25,10 @@ from transformers import (
     Qwen2_5OmniThinkerConfig,
     Qwen2_5OmniThinkerForConditionalGeneration,
     Qwen2Tokenizer,
-    WhisperFeatureExtractor,
 )
 
 from ...media import Media, load
-from ...testing.tokenizer import byte_level_tokenizer, quiet_transformers
+from ...testing.processors import byte_level_tokenizer, omni_processor, quiet_transformers
 from .adapter import Qwen25OmniAdapter
 
 logger = logging.getLogger(__name__)
@@ -341,28 +340,15 @@ def tiny_processor(
     limits are set on this instance's ``videos_kwargs``/``images_kwargs``. The Whisper window is
     ``audio_chunk_length`` seconds: longer audio is truncated by the processor.
     """
-    from transformers import Qwen2VLImageProcessor, Qwen2VLVideoProcessor
-
-    size = {"shortest_edge": min_pixels, "longest_edge": max_pixels}
-    image_processor = Qwen2VLImageProcessor(
-        size=dict(size), patch_size=14, merge_size=2, temporal_patch_size=2
+    return omni_processor(
+        Qwen2_5OmniProcessor,
+        tiny_tokenizer(),
+        CHAT_TEMPLATE,
+        patch_size=14,
+        min_pixels=min_pixels,
+        max_pixels=max_pixels,
+        audio_chunk_length=audio_chunk_length,
     )
-    video_processor = Qwen2VLVideoProcessor(
-        size=dict(size), patch_size=14, merge_size=2, temporal_patch_size=2
-    )
-    feature_extractor = WhisperFeatureExtractor(
-        feature_size=128, sampling_rate=16000, chunk_length=audio_chunk_length, return_attention_mask=True
-    )
-    processor = Qwen2_5OmniProcessor(
-        image_processor=image_processor,
-        video_processor=video_processor,
-        feature_extractor=feature_extractor,
-        tokenizer=tiny_tokenizer(),
-        chat_template=CHAT_TEMPLATE,
-    )
-    processor.videos_kwargs = {"size": dict(size)}
-    processor.images_kwargs = {"size": dict(size)}
-    return processor
 
 
 # --------------------------------------------------------------------------------------------------

@@ -19,10 +19,9 @@ from transformers import (
     Qwen3OmniMoeProcessor,
     Qwen3OmniMoeThinkerConfig,
     Qwen3OmniMoeThinkerForConditionalGeneration,
-    WhisperFeatureExtractor,
 )
 
-from ...testing.tokenizer import byte_level_tokenizer, quiet_transformers
+from ...testing.processors import byte_level_tokenizer, omni_processor, quiet_transformers
 from ..qwen2_5_omni.fixtures import CHAT_TEMPLATE as _QWEN25_TEMPLATE
 from .adapter import TOKEN_IDS, Qwen3OmniMoeAdapter
 
@@ -213,25 +212,12 @@ def tiny_processor(
 ) -> Qwen3OmniMoeProcessor:
     """A Qwen3-Omni processor built offline: real Qwen2-VL image/video processors (patch 16), Whisper
     features (128 mels), the byte-level tokenizer above; small pixel limits set on this instance."""
-    from transformers import Qwen2VLImageProcessor, Qwen2VLVideoProcessor
-
-    size = {"shortest_edge": min_pixels, "longest_edge": max_pixels}
-    image_processor = Qwen2VLImageProcessor(
-        size=dict(size), patch_size=16, merge_size=2, temporal_patch_size=2
+    return omni_processor(
+        Qwen3OmniMoeProcessor,
+        tiny_tokenizer(),
+        CHAT_TEMPLATE,
+        patch_size=16,
+        min_pixels=min_pixels,
+        max_pixels=max_pixels,
+        audio_chunk_length=audio_chunk_length,
     )
-    video_processor = Qwen2VLVideoProcessor(
-        size=dict(size), patch_size=16, merge_size=2, temporal_patch_size=2
-    )
-    feature_extractor = WhisperFeatureExtractor(
-        feature_size=128, sampling_rate=16000, chunk_length=audio_chunk_length, return_attention_mask=True
-    )
-    processor = Qwen3OmniMoeProcessor(
-        image_processor=image_processor,
-        video_processor=video_processor,
-        feature_extractor=feature_extractor,
-        tokenizer=tiny_tokenizer(),
-        chat_template=CHAT_TEMPLATE,
-    )
-    processor.videos_kwargs = {"size": dict(size)}
-    processor.images_kwargs = {"size": dict(size)}
-    return processor

@@ -1,15 +1,17 @@
 """Offline building blocks of the tiny fixture processors (no downloads): a byte-level tokenizer that
-carries a family's real special-token ids, and a switch that quiets transformers' config chatter."""
+carries a family's real special-token ids, the omni processor around it, and a switch that quiets
+transformers' config chatter."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 from transformers import Qwen2Tokenizer
 from transformers.utils import logging as hf_logging
 
-__all__ = ["byte_level_tokenizer", "quiet_transformers"]
+__all__ = ["byte_level_tokenizer", "omni_processor", "quiet_transformers"]
 
 
 @contextlib.contextmanager
@@ -70,3 +72,37 @@ def byte_level_tokenizer(special_tokens: dict[str, int], named_tokens: dict[str,
         if got != expected:  # pragma: no cover - guards against a tokenizers behaviour change
             raise RuntimeError(f"byte-level tokenizer maps {token} to {got}, expected {expected}")
     return tokenizer
+
+
+def omni_processor(
+    processor_class: type,
+    tokenizer: Any,
+    chat_template: str,
+    *,
+    patch_size: int,
+    min_pixels: int,
+    max_pixels: int,
+    audio_chunk_length: int = 30,
+) -> Any:
+    """An omni processor built offline: real Qwen2-VL image/video processors, Whisper features (128 mels,
+    `audio_chunk_length` s window: longer audio is cut), the given tokenizer and template.
+
+    The omni processor classes carry their own video size defaults that override the video processor's,
+    so the small pixel limits are also set on this instance's `videos_kwargs` / `images_kwargs`.
+    """
+    from transformers import Qwen2VLImageProcessor, Qwen2VLVideoProcessor, WhisperFeatureExtractor
+
+    size = {"shortest_edge": min_pixels, "longest_edge": max_pixels}
+    grid = dict(patch_size=patch_size, merge_size=2, temporal_patch_size=2)
+    processor = processor_class(
+        image_processor=Qwen2VLImageProcessor(size=dict(size), **grid),
+        video_processor=Qwen2VLVideoProcessor(size=dict(size), **grid),
+        feature_extractor=WhisperFeatureExtractor(
+            feature_size=128, sampling_rate=16000, chunk_length=audio_chunk_length, return_attention_mask=True
+        ),
+        tokenizer=tokenizer,
+        chat_template=chat_template,
+    )
+    processor.videos_kwargs = {"size": dict(size)}
+    processor.images_kwargs = {"size": dict(size)}
+    return processor
