@@ -24,16 +24,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 @pytest.fixture(scope="module")
-def thinker():
-    return tiny.tiny_thinker(seed=0)
-
-
-@pytest.fixture(scope="module")
-def processor():
-    return tiny.tiny_processor()
-
-
-@pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> list[Path]:
     root = tmp_path_factory.mktemp("clips")
     return [

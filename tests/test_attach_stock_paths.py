@@ -25,16 +25,6 @@ VIDEO_HALF = dict(video_drop=0.5, audio_drop=0.0)
 
 
 @pytest.fixture(scope="module")
-def thinker():
-    return tiny.tiny_thinker(seed=0)
-
-
-@pytest.fixture(scope="module")
-def processor():
-    return tiny.tiny_processor()
-
-
-@pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> list[Path]:
     root = tmp_path_factory.mktemp("clips")
     return [

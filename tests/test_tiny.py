@@ -17,16 +17,6 @@ PROMPT = "What happens in the video?"
 
 
 @pytest.fixture(scope="module")
-def processor():
-    return tiny.tiny_processor()
-
-
-@pytest.fixture(scope="module")
-def thinker():
-    return tiny.tiny_thinker()
-
-
-@pytest.fixture(scope="module")
 def clips(tmp_path_factory):
     root = tmp_path_factory.mktemp("clips")
     return {
