@@ -11,7 +11,7 @@ from typing import Any
 from transformers import Qwen2Tokenizer
 from transformers.utils import logging as hf_logging
 
-__all__ = ["byte_level_tokenizer", "omni_processor", "quiet_transformers"]
+__all__ = ["byte_level_tokenizer", "greedy_by_default", "omni_processor", "quiet_transformers"]
 
 
 @contextlib.contextmanager
@@ -106,3 +106,11 @@ def omni_processor(
     processor.videos_kwargs = {"size": dict(size)}
     processor.images_kwargs = {"size": dict(size)}
     return processor
+
+
+def greedy_by_default(model: Any, pad_id: int, eos_id: int) -> None:
+    """Greedy decoding with the family's real pad/eos ids, so generate() neither warns nor samples."""
+    generation = model.generation_config
+    generation.pad_token_id = pad_id
+    generation.eos_token_id = eos_id
+    generation.do_sample = False

@@ -28,7 +28,7 @@ from transformers import (
 )
 
 from ...media import Media, load
-from ...testing.processors import byte_level_tokenizer, omni_processor, quiet_transformers
+from ...testing.processors import byte_level_tokenizer, greedy_by_default, omni_processor, quiet_transformers
 from .adapter import Qwen25OmniAdapter
 
 logger = logging.getLogger(__name__)
@@ -205,14 +205,6 @@ def _sharpen_attention(text_model: Any) -> None:
                     proj.bias.mul_(QK_SCALE)
 
 
-def _configure_generation(model: Any) -> None:
-    """Greedy decoding with the real pad/eos ids, so generate() neither warns nor samples."""
-    gen = model.generation_config
-    gen.pad_token_id = PAD_ID
-    gen.eos_token_id = IM_END_ID
-    gen.do_sample = False
-
-
 def tiny_thinker(
     seed: int = 0, attn_implementation: str = "sdpa", **config_kwargs: Any
 ) -> Qwen2_5OmniThinkerForConditionalGeneration:
@@ -227,7 +219,7 @@ def tiny_thinker(
             config, attn_implementation=attn_implementation, dtype=torch.float32
         )
     _sharpen_attention(model.model.language_model)
-    _configure_generation(model)
+    greedy_by_default(model, PAD_ID, IM_END_ID)
     return model.eval()
 
 
@@ -311,7 +303,7 @@ def tiny_omni_model(
     _sharpen_attention(model.thinker.model.language_model)
     if enable_audio_output:
         model.token2wav.float()  # token2wav always runs in fp32 in the stock model
-    _configure_generation(model.thinker)
+    greedy_by_default(model.thinker, PAD_ID, IM_END_ID)
     enc_emb_dim = config.token2wav_config.dit_config.enc_emb_dim
     mel_dim = config.token2wav_config.dit_config.mel_dim
     model.speaker_map["Chelsie"] = {

@@ -21,7 +21,7 @@ from transformers import (
     Qwen3OmniMoeThinkerForConditionalGeneration,
 )
 
-from ...testing.processors import byte_level_tokenizer, omni_processor, quiet_transformers
+from ...testing.processors import byte_level_tokenizer, greedy_by_default, omni_processor, quiet_transformers
 from ..qwen2_5_omni.fixtures import CHAT_TEMPLATE as _QWEN25_TEMPLATE
 from .adapter import TOKEN_IDS, Qwen3OmniMoeAdapter
 
@@ -162,13 +162,6 @@ def _make_informative(thinker: Qwen3OmniMoeThinkerForConditionalGeneration) -> N
             layer.self_attn.k_norm.weight.fill_(QK_NORM_SCALE)
 
 
-def _configure_generation(model: Any) -> None:
-    gen = model.generation_config
-    gen.pad_token_id = PAD_ID
-    gen.eos_token_id = IM_END_ID
-    gen.do_sample = False
-
-
 def tiny_thinker(
     seed: int = 0, attn_implementation: str = "sdpa", **config_kwargs: Any
 ) -> Qwen3OmniMoeThinkerForConditionalGeneration:
@@ -180,7 +173,7 @@ def tiny_thinker(
             config, attn_implementation=attn_implementation, dtype=torch.float32
         )
         _make_informative(model)
-    _configure_generation(model)
+    greedy_by_default(model, PAD_ID, IM_END_ID)
     return model.eval()
 
 
@@ -198,7 +191,7 @@ def tiny_full_model(seed: int = 0, attn_implementation: str = "sdpa") -> Qwen3Om
             config, attn_implementation=attn_implementation, dtype=torch.float32
         )
         _make_informative(model.thinker)
-    _configure_generation(model.thinker)
+    greedy_by_default(model.thinker, PAD_ID, IM_END_ID)
     return model.eval()
 
 
