@@ -16,6 +16,7 @@ from safetensors.torch import save_file
 from transformers import Qwen2_5OmniConfig, Qwen2_5OmniThinkerForConditionalGeneration
 
 from omnisift.models.qwen2_5_omni import fixtures
+from omnisift.testing.processors import greedy_by_default
 
 HIDDEN = 64
 QK_SCALE = 6.0
@@ -38,7 +39,7 @@ def build_thinker(seed: int = 0) -> Qwen2_5OmniThinkerForConditionalGeneration:
             for layer in model.model.language_model.layers:
                 layer.self_attn.q_proj.weight.mul_(QK_SCALE)
                 layer.self_attn.k_proj.weight.mul_(QK_SCALE)
-    fixtures._configure_generation(model)
+    greedy_by_default(model, fixtures.PAD_ID, fixtures.IM_END_ID)
     return model.eval()
 
 
