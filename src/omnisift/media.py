@@ -21,15 +21,17 @@ Cost (what a long clip spends, in order): decoding, then the resize, then audio.
 packet by hand: frames that nothing refers to (disposable B-frames) are skipped unless wanted, and whole
 GOPs without a wanted frame are jumped over by seeking; only the wanted frames are converted to RGB.
 The resize is torchvision's float bicubic (what the published reader runs, so pixels are identical on
-any content; torch's faster uint8 kernel is not), on contiguous float batches. Audio is decoded in the
-same pass that indexes the video packets and resampled once, as mono.
+any content; torch's faster uint8 kernel is not), on contiguous float batches.
 
-Threads (decided, not inherited): decoding and resizing do not overlap. FFmpeg's decoder threads
-(`threads`, default: one per core) decode; the wanted frames are then resized by torch in batches
-with torch's current thread count. A process that decodes while a model runs
-(the prefetch workers of evaluation and training) calls `configure_worker_threads` first, which gives
-torch one thread there and the decoder `cores // workers`, so the workers and the model do not
-oversubscribe the machine.
+Threads (decided, not inherited): the wanted frames are split into runs of whole GOPs, one per decoding
+thread (`threads`, default one per core), each decoded single-threaded from its own file handle; GOPs are
+independent, so this scales where H.264 frame threading gains ~1.2x on two cores once disposable frames
+are skipped. Beside them, one thread decodes the audio track from its own handle. PyAV releases the GIL
+while decoding. The resize runs after decoding, with torch's thread count: overlapping it with the
+decoders made both slower (torch's idle threads spin). A process that decodes while a model runs (the
+prefetch workers of evaluation and training) calls `configure_worker_threads` first, which gives torch
+one thread there and the decoder `cores // workers`, so the workers and the model do not oversubscribe
+the machine.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -67,9 +71,9 @@ DEFAULT_MAX_PIXELS = 256 * 28 * 28
 DEFAULT_MIN_PIXELS = 128 * 28 * 28
 TOTAL_PIXELS = 128000 * 28 * 28 * 0.9  # qwen-omni-utils' whole-video pixel budget
 FRAME_MAX_PIXELS = 768 * 28 * 28  # qwen-omni-utils' per-frame ceiling before the caller's cap
-_GATHER_BYTES = 256 << 20  # decoded RGB frames held before resizing them (360p: 256 frames; 1080p: 40)
 _RESIZE_FRAMES = 8  # frames resized together: fewer torch calls; more would spill the caches
 _RESIZE_BYTES = 64 << 20  # ... and at most this many bytes of float copy (1080p: 2 frames)
+_GATHER_BYTES = 512 << 20  # decoded RGB frames held before resizing (360p: all 256; 1080p: 80; 4K: 20)
 _SEEK_MIN_FRAMES = 24  # skip ahead by seeking only when it saves at least this many decoded frames
 _warned_dropped = False
 
@@ -140,8 +144,12 @@ def configure_worker_threads(workers: int) -> int:
     """Thread split for a process that decodes beside a running model: torch gets 1 thread, the decoder
     `cores // workers` (at least 1). Returns the decoder thread count to pass to `load`."""
     torch.set_num_threads(1)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores // max(1, workers))
+    return max(1, _cores() // max(1, workers))
+
+
+def _cores() -> int:
+    """CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def frame_count(
@@ -196,7 +204,7 @@ class _Index:
 
 
 class _Audio:
-    """Decodes one audio stream's packets as the scan meets them (one pass over the file for both).
+    """Decodes one audio stream's packets (`_read_audio` feeds it, on its own thread and file handle).
 
     Channels are averaged at the source rate and the mono signal is resampled to 16 kHz once at the end:
     averaging commutes with the (linear) resampler, so this equals resampling every channel and averaging
@@ -220,17 +228,25 @@ class _Audio:
             if packet.duration and self.stream.time_base:
                 self.skipped_s += float(packet.duration * self.stream.time_base)
             return
-        for frame in packet.decode():
+        for frame in self.stream.codec_context.decode(packet):
+            self.rate = frame.sample_rate
+            if frame.format.name == "fltp":  # AAC, Opus, Vorbis: float planes already, [channels, n]
+                self._keep(frame.to_ndarray())
+                continue
             frame.pts = None  # container gaps and jumps ignored: samples are counted
             for plain in self.to_float.resample(frame):
-                self.rate = plain.sample_rate
-                piece = plain.to_ndarray()
-                self.pieces.append(
-                    piece[0].copy() if piece.shape[0] == 1 else piece.mean(axis=0, dtype=np.float32)
-                )
-                self.decoded += piece.shape[1]
+                self._keep(plain.to_ndarray())
         if self.window_s is not None and self.rate and self.decoded >= (self.window_s + 1.0) * self.rate:
             self.full = True  # one second past the window: enough for the resampler's tail
+
+    def _keep(self, planes: np.ndarray) -> None:
+        """Keep one frame's planes; channels are averaged once, over the whole track, in `finish`."""
+        if self.pieces and planes.shape[0] != self.pieces[-1].shape[0]:
+            raise MediaError(
+                f"the audio channel count changes mid-stream ({self.pieces[-1].shape[0]} -> {planes.shape[0]})"
+            )
+        self.pieces.append(planes)
+        self.decoded += planes.shape[1]
 
     def finish(self) -> tuple[np.ndarray, float]:
         """The track at 16 kHz, cut at the window; returns (audio, seconds dropped)."""
@@ -238,7 +254,10 @@ class _Audio:
 
         audio = np.zeros(0, dtype=np.float32)
         if self.pieces:
-            mono = av.AudioFrame.from_ndarray(np.concatenate(self.pieces)[None], format="fltp", layout="mono")
+            planes = np.concatenate(self.pieces, axis=1)
+            self.pieces.clear()
+            signal = planes[0] if planes.shape[0] == 1 else planes.mean(axis=0, dtype=np.float32)
+            mono = av.AudioFrame.from_ndarray(signal[None], format="fltp", layout="mono")
             mono.sample_rate = self.rate
             resampler = av.AudioResampler(format="fltp", layout="mono", rate=AUDIO_RATE)
             out = resampler.resample(mono) + resampler.resample(None)
@@ -259,13 +278,9 @@ class _Audio:
         return np.ascontiguousarray(audio, dtype=np.float32), dropped
 
 
-def _scan(container: Any, stream: Any, path: Path, audio: _Audio | None) -> _Index:
+def _scan(container: Any, stream: Any, path: Path) -> _Index:
     pts, keys = [], []
-    streams = (stream,) if audio is None else (stream, audio.stream)
-    for packet in container.demux(*streams):
-        if packet.stream is not stream:
-            audio.add(packet)
-            continue
+    for packet in container.demux(stream):
         stamp = packet.pts if packet.pts is not None else packet.dts
         if stamp is None:
             if packet.size:
@@ -321,87 +336,178 @@ def _resize(batch: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
     return frames.clamp_(0, 255).round_()  # the caller's copy into uint8 is exact
 
 
+def _segments(index: _Index, order: np.ndarray, count: int) -> list[np.ndarray]:
+    """Split the wanted frames (sorted pts) into at most `count` runs that start at a GOP boundary, so
+    each run decodes from its own keyframe with nothing from the run before; runs of about equal
+    decoding work (frames from the run's keyframe to its last wanted frame)."""
+    keys = _keyframes_before(index, order)
+    at = np.searchsorted(index.pts, order)
+    # A run may start at wanted frame j when its keyframe comes after wanted frame j - 1.
+    starts = np.flatnonzero(keys[1:] > order[:-1]) + 1
+    if count <= 1 or starts.size == 0:
+        return [order]
+    key_at = np.searchsorted(index.pts, keys[starts])
+    span = at[-1] - at[0] + 1
+    targets = at[0] + span * np.arange(1, count) / count
+    picks = np.unique(starts[np.abs(key_at[None, :] - targets[:, None]).argmin(axis=1)])
+    return np.split(order, picks)
+
+
+def _keyframes_before(index: _Index, stamps: np.ndarray) -> np.ndarray:
+    """The keyframe at or before each pts (the first frame's pts where none is: decoding starts there)."""
+    if not index.keyframes.size:
+        return np.full(stamps.shape, index.pts[0])
+    at = np.searchsorted(index.keyframes, stamps, side="right") - 1
+    return np.where(at >= 0, index.keyframes[np.maximum(at, 0)], index.pts[0])
+
+
+class _Frames:
+    """The wanted frames as the decoding threads deliver them: held as RGB until all are decoded, then
+    resized in batches (torch's parallel resize would only fight the decoders for the cores), unless
+    more than `_GATHER_BYTES` are held (big frames): then the thread that crossed the limit resizes."""
+
+    def __init__(
+        self, wanted: np.ndarray, source: tuple[int, int], size: tuple[int, int], path: Path
+    ) -> None:
+        self.slots = {int(p): np.flatnonzero(wanted == p).tolist() for p in np.unique(wanted)}
+        self.source, self.size, self.path = source, size, path
+        self.out = torch.empty((len(wanted), 3, *size), dtype=torch.uint8)
+        self.step = max(1, min(_RESIZE_FRAMES, _RESIZE_BYTES // max(1, source[0] * source[1] * 3 * 4)))
+        self.held: list[tuple[int, np.ndarray]] = []
+        self.limit = max(1, _GATHER_BYTES // max(1, source[0] * source[1] * 3))
+        self.lock = threading.Lock()
+
+    def add(self, stamp: int, frame: Any) -> None:
+        """Called by a decoding thread with one wanted frame (an av.VideoFrame)."""
+        if (frame.height, frame.width) != self.source:
+            raise MediaError(f"{self.path}: the frame size changes mid-stream; re-encode the file")
+        rgb = frame.to_ndarray(format="rgb24")  # packed RGB, as decord converts
+        with self.lock:
+            self.held.append((stamp, rgb))
+            full = self.held if len(self.held) >= self.limit else None
+            if full is not None:
+                self.held = []
+        if full is not None:
+            self.resize(full)
+
+    def finish(self) -> torch.Tensor:
+        self.resize(self.held)
+        self.held = []
+        return self.out
+
+    def resize(self, frames: list[tuple[int, np.ndarray]]) -> None:
+        """Resize frames into their slots, `step` a torch call, consecutive slots together."""
+        frames.sort(key=lambda item: item[0])
+        for start in range(0, len(frames), self.step):
+            chunk = frames[start : start + self.step]
+            stamps = [stamp for stamp, _ in chunk]
+            resized = _resize(np.stack([rgb for _, rgb in chunk]), self.size)
+            first = self.slots[stamps[0]][0]
+            taken = [slot for stamp in stamps for slot in self.slots[stamp]]
+            if taken == list(range(first, first + len(stamps))):
+                self.out[first : first + len(stamps)].copy_(resized)  # the usual case: one copy
+            else:  # a frame taken twice (variable frame rate)
+                for stamp, image in zip(stamps, resized, strict=True):
+                    for slot in self.slots[stamp]:
+                        self.out[slot].copy_(image)
+
+
 def _decode_frames(
-    container: Any, stream: Any, index: _Index, chosen: np.ndarray, size: tuple[int, int], path: Path
+    path: Path,
+    index: _Index,
+    chosen: np.ndarray,
+    source: tuple[int, int],
+    size: tuple[int, int],
+    threads: int,
 ) -> torch.Tensor:
-    """Decode the chosen frames and resize them in batches.
+    """Decode the chosen frames: `threads` runs of GOPs decoded side by side, each by its own
+    single-threaded decoder on its own file handle (GOPs are independent, and H.264 frame threading
+    gains only ~1.2x on two cores once disposable frames are skipped). A video with too few keyframes to
+    split gets one decoder with `threads` frame threads instead."""
+    wanted = index.pts[chosen]
+    runs = _segments(index, np.unique(wanted), threads)
+    frames = _Frames(wanted, source, size, path)
+    if len(runs) == 1:
+        _decode_run(path, index, runs[0], threads, frames, threading.Event())
+        return frames.finish()
+    stop = threading.Event()
+    with ThreadPoolExecutor(len(runs), thread_name_prefix="omnisift-decode") as decoders:
+        jobs = [decoders.submit(_decode_run, path, index, run, 1, frames, stop) for run in runs]
+        try:
+            for job in jobs:
+                job.result()
+        finally:
+            stop.set()  # the others stop at their next frame when one failed
+    return frames.finish()
+
+
+def _decode_run(
+    path: Path, index: _Index, targets: np.ndarray, threads: int, frames: _Frames, stop: threading.Event
+) -> None:
+    """Decode one run of wanted frames (sorted pts) into `frames`.
 
     Every packet is fed by hand so each one gets its own `skip_frame`: a packet whose frame is not
     wanted is decoded only if other frames refer to it (NONREF skips the disposable B-frames; the
     frames that are decoded do not depend on them, so they are bit-exact). Whole GOPs that hold no
     wanted frame are jumped over by seeking to the keyframe before the next wanted one.
     """
-    wanted = index.pts[chosen]
-    order = np.unique(wanted)  # decode each distinct frame once, in presentation order
-    wanted_set = set(order.tolist())
-    out = torch.empty((len(chosen), 3, *size), dtype=torch.uint8)
-    slots = {int(p): np.flatnonzero(wanted == p).tolist() for p in order}
-    position = {int(p): i for i, p in enumerate(index.pts)}
-    height, width = stream.codec_context.height, stream.codec_context.width
-    gathered = max(1, min(order.size, _GATHER_BYTES // max(1, height * width * 3)))
-    batch = np.empty((gathered, height, width, 3), dtype=np.uint8)  # filled by numpy: no torch call a frame
-    step = max(1, min(_RESIZE_FRAMES, _RESIZE_BYTES // max(1, height * width * 3 * 4)))
-    pending: list[int] = []  # pts of the frames in batch[: len(pending)]
-    codec = stream.codec_context
+    import av
 
-    def flush() -> None:
-        """Resize what was gathered, `step` frames a torch call, with no decoding in between (torch's
-        idle threads spin for a while after each call: between two calls, not into FFmpeg's time)."""
-        for start in range(0, len(pending), step):
-            stamps = pending[start : start + step]
-            resized = _resize(batch[start : start + len(stamps)], size)
-            first = slots[stamps[0]][0]
-            if [slot for stamp in stamps for slot in slots[stamp]] == list(range(first, first + len(stamps))):
-                out[first : first + len(stamps)].copy_(resized)  # the usual case: one copy
-            else:  # a frame taken twice (variable frame rate)
-                for stamp, frame in zip(stamps, resized, strict=True):
-                    for slot in slots[stamp]:
-                        out[slot].copy_(frame)
-        pending.clear()
+    wanted_set = set(targets.tolist())
+    keys = _keyframes_before(index, targets)
+    at = np.searchsorted(index.pts, targets)
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        codec = stream.codec_context
+        codec.thread_count = threads
 
-    def frames():
+        def decoded_frames():
+            for packet in container.demux(stream):
+                stamp = packet.pts if packet.pts is not None else packet.dts
+                codec.skip_frame = "DEFAULT" if stamp is None or stamp in wanted_set else "NONREF"
+                yield from codec.decode(packet)  # the last (empty) packet drains the decoder
+
+        decoded = None
+        last, last_at = None, 0  # pts of the last frame taken, and its position among all frames
+        for target, key, target_at in zip(targets.tolist(), keys.tolist(), at.tolist(), strict=True):
+            if stop.is_set():
+                return
+            if decoded is None or (key > last and target_at - last_at >= _SEEK_MIN_FRAMES):
+                container.seek(int(key), stream=stream, backward=True)
+                decoded = decoded_frames()
+            found = None
+            for frame in decoded:
+                if frame.pts is None:
+                    continue
+                last = int(frame.pts)
+                if last >= target:
+                    found = frame
+                    break
+            if found is None:
+                raise MediaError(
+                    f"{path}: decoding stopped before the frame at {float(target * index.time_base):.3f} s"
+                )
+            last_at = target_at
+            frames.add(target, found)
+
+
+def _read_audio(path: Path, window_s: float | None, stop: threading.Event) -> tuple[np.ndarray | None, float]:
+    """The default audio track at 16 kHz mono, cut at the window: (audio or None, seconds dropped).
+    Opens its own handle on the file, so it runs beside the video decode; `stop` ends it early (the
+    video failed, nobody will read the result)."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = _default_audio_stream(container)
+        if stream is None:
+            return None, 0.0
+        track = _Audio(stream, window_s)
         for packet in container.demux(stream):
-            stamp = packet.pts if packet.pts is not None else packet.dts
-            codec.skip_frame = "DEFAULT" if stamp is None or stamp in wanted_set else "NONREF"
-            yield from codec.decode(packet)  # the last (empty) packet drains the decoder
-
-    decoded = frames()
-    last = None  # pts of the last decoded frame
-    for target in order.tolist():
-        key = (
-            index.keyframes[np.searchsorted(index.keyframes, target, side="right") - 1]
-            if index.keyframes.size
-            else None
-        )
-        if (
-            key is not None
-            and (last is None or key > last)
-            and position[int(target)] - (0 if last is None else position.get(last, 0)) >= _SEEK_MIN_FRAMES
-        ):
-            container.seek(int(key), stream=stream, backward=True)
-            decoded = frames()
-        found = None
-        for frame in decoded:
-            if frame.pts is None:
-                continue
-            last = int(frame.pts)
-            if last >= target:
-                found = frame
-                break
-        if found is None:
-            raise MediaError(
-                f"{path}: decoding stopped before the frame at {float(target * index.time_base):.3f} s"
-            )
-        if (found.height, found.width) != (height, width):
-            raise MediaError(f"{path}: the frame size changes mid-stream; re-encode the file")
-        batch[len(pending)] = found.to_ndarray(format="rgb24")  # packed RGB, as decord converts
-        pending.append(int(target))
-        if len(pending) >= gathered:
-            flush()
-    if pending:
-        flush()
-    codec.skip_frame = "DEFAULT"
-    return out
+            if stop.is_set():
+                return None, 0.0
+            track.add(packet)
+        return track.finish()
 
 
 def _default_audio_stream(container: Any) -> Any | None:
@@ -428,7 +534,7 @@ def load(
 
     `max_frames`, `max_pixels` (per frame), `fps`, `min_frames` and `min_pixels` follow qwen-omni-utils;
     `audio=False` skips the audio track; `audio_window_s` is the processor's audio window (None keeps
-    all audio); `threads` is FFmpeg's decoder thread count (None: one per core). Raises `MediaError`
+    all audio); `threads` is the number of video decoding threads (None: one per core). Raises `MediaError`
     naming the file for anything unreadable.
     """
     import av
@@ -437,33 +543,34 @@ def load(
     path = Path(path)
     if not path.is_file():
         raise MediaError(f"{path}: file not found")
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise MediaError(f"{path}: no video stream")
-            stream = container.streams.video[0]
-            audio_stream = _default_audio_stream(container) if audio else None
-            track = None if audio_stream is None else _Audio(audio_stream, audio_window_s)
-            index = _scan(container, stream, path, track)
-            count = frame_count(
-                index.pts.size, index.rate, fps=fps, min_frames=min_frames, max_frames=max_frames
-            )
-            height, width = stream.codec_context.height, stream.codec_context.width
-            if not height or not width:
-                raise MediaError(f"{path}: the video stream has no frame size")
-            size = frame_size(height, width, count, max_pixels=max_pixels, min_pixels=min_pixels)
-            chosen = _choose(index, count)
-            container.seek(int(index.pts[0]), stream=stream, backward=True)
-            stream.thread_type = "AUTO"
-            stream.codec_context.thread_count = 0 if threads is None else threads
-            frames = _decode_frames(container, stream, index, chosen, size, path)
-            sound, dropped = (None, 0.0) if track is None else track.finish()
-    except MediaError:
-        raise
-    except (av.error.FFmpegError, ValueError, OSError, StopIteration) as exc:
-        raise MediaError(
-            f"{path}: unreadable video ({type(exc).__name__}: {exc}); check or re-encode the file"
-        ) from exc
+    with ThreadPoolExecutor(1, thread_name_prefix="omnisift-audio") as audio_reader:
+        stop_audio = threading.Event()
+        sound_job = audio_reader.submit(_read_audio, path, audio_window_s, stop_audio) if audio else None
+        try:
+            with av.open(str(path)) as container:
+                if not container.streams.video:
+                    raise MediaError(f"{path}: no video stream")
+                stream = container.streams.video[0]
+                index = _scan(container, stream, path)
+                count = frame_count(
+                    index.pts.size, index.rate, fps=fps, min_frames=min_frames, max_frames=max_frames
+                )
+                height, width = stream.codec_context.height, stream.codec_context.width
+                if not height or not width:
+                    raise MediaError(f"{path}: the video stream has no frame size")
+                size = frame_size(height, width, count, max_pixels=max_pixels, min_pixels=min_pixels)
+                chosen = _choose(index, count)
+            decoders = _cores() if threads is None else max(1, threads)
+            frames = _decode_frames(path, index, chosen, (height, width), size, decoders)
+            sound, dropped = (None, 0.0) if sound_job is None else sound_job.result()
+        except MediaError:
+            raise
+        except (av.error.FFmpegError, ValueError, OSError, StopIteration) as exc:
+            raise MediaError(
+                f"{path}: unreadable video ({type(exc).__name__}: {exc}); check or re-encode the file"
+            ) from exc
+        finally:
+            stop_audio.set()  # a no-op once the audio is read; ends it early when the video failed
     stamps = (index.pts[chosen] - index.pts[0]).astype(np.float64) * float(index.time_base)
     span = stamps[-1] - stamps[0]
     duration = float((index.pts[-1] - index.pts[0]) * index.time_base) + 1.0 / index.rate

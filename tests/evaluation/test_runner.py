@@ -180,3 +180,38 @@ def test_omnisift_attached_records_token_savings(question_files, media_root, tmp
         assert tokens["audio_after"] < tokens["audio_before"]
         assert 0.0 < row["retained"] < 1.0
         assert row["timings"]["select_s"] > 0
+
+
+def test_videos_are_prepared_here_until_a_worker_is_up_then_by_the_worker(media_root, scripted):
+    """The model is not left waiting for a worker's imports at the start; then the worker takes over,
+    and the order of the questions is kept."""
+    import os
+    import time
+
+    from omnisift.evaluation.benchmarks import Question
+    from omnisift.evaluation.runner import _prefetch
+    from omnisift.media import SamplingConfig
+
+    questions = [
+        Question(
+            id=str(i),
+            benchmark="videomme",
+            media=media_root / f"{'ab'[i % 2]}.mp4",
+            prompt="?",
+            options={},
+            answer="",
+        )
+        for i in range(10)
+    ]
+    sampling = SamplingConfig(min_pixels=scripted.min_pixels, max_pixels=scripted.max_pixels)
+    protocol = Protocol(max_new_tokens=3, sampling=sampling)
+    prepared = _prefetch(questions, scripted, protocol, workers=1)
+    first = next(prepared)
+    assert first.pid == os.getpid() and first.inputs is not None  # ready before any worker could be
+    rest = []
+    for item in prepared:  # a slow model (0.8 s a question): the worker is up after a few
+        time.sleep(0.8)
+        rest.append(item)
+    assert [p.question.id for p in [first, *rest]] == [str(i) for i in range(10)]
+    assert all(p.error is None for p in rest)
+    assert rest[-1].pid != os.getpid()

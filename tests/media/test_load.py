@@ -127,3 +127,38 @@ def test_missing_file_names_the_file(tmp_path):
 )
 def test_frame_count_follows_qwen_omni_utils(total, rate, count):
     assert media.frame_count(total, rate) == count
+
+
+def _index(total: int, keyframes: list[int]) -> "media._Index":
+    from fractions import Fraction
+
+    return media._Index(np.arange(total) * 10, np.asarray(keyframes) * 10, Fraction(1, 250), 25.0)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_runs_start_at_a_gop_boundary_and_cover_every_wanted_frame(seed):
+    rng = np.random.default_rng(seed)
+    total = int(rng.integers(20, 400))
+    keyframes = sorted({0, *rng.integers(1, total, int(rng.integers(0, 12))).tolist()})
+    index = _index(total, keyframes)
+    wanted = np.unique(rng.choice(index.pts, int(rng.integers(2, total)), replace=False))
+    threads = int(rng.integers(1, 5))
+    runs = media._segments(index, wanted, threads)
+    assert 1 <= len(runs) <= threads
+    assert np.concatenate(runs).tolist() == wanted.tolist()
+    for before, run in zip(runs, runs[1:]):
+        key = media._keyframes_before(index, run[:1])[0]
+        assert key in index.keyframes and key > before[-1]  # decodable with nothing from the run before
+
+
+def test_runs_split_the_decoding_work_evenly():
+    index = _index(1000, list(range(0, 1000, 50)))
+    runs = media._segments(index, index.pts[::10], 2)
+    assert [len(run) for run in runs] == [50, 50]
+
+
+def test_frames_before_the_first_keyframe_decode_from_the_start():
+    index = _index(100, [30, 60])
+    keys = media._keyframes_before(index, np.asarray([0, 290, 300, 990]))
+    assert keys.tolist() == [0, 0, 300, 600]
+    assert len(media._segments(index, np.asarray([0, 100, 200]), 4)) == 1  # no keyframe between them

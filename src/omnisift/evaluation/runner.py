@@ -23,7 +23,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
@@ -235,6 +235,7 @@ class _Prepared:
     error: str | None = None
     decode_s: float = 0.0
     encode_s: float = 0.0
+    pid: int = field(default_factory=os.getpid)  # the process that prepared it (a worker or this one)
 
 
 def _video_info(video: Media) -> dict[str, Any]:
@@ -303,6 +304,11 @@ def _prepare_in_worker(questions: list[Question]) -> list[_Prepared]:
     return _prepare(questions, **_WORKER)
 
 
+def _worker_started() -> bool:
+    """A no-op task: its completion tells the main process that a worker is up (imports done)."""
+    return True
+
+
 def _prefetch(
     questions: list[Question], loaded: LoadedModel, protocol: Protocol, workers: int
 ) -> Iterator[_Prepared]:
@@ -310,7 +316,9 @@ def _prefetch(
     videos while the model runs (processes, not threads: decoding and the processor's numpy work would
     otherwise share the model's interpreter and cores); up to `workers + 1` videos are in flight, which
     bounds memory. Workers are spawned (not forked: a fork of a process whose torch thread pool is up
-    can hang) and get one torch thread each (`omnisift.media.configure_worker_threads`)."""
+    can hang) and get one torch thread each (`omnisift.media.configure_worker_threads`). A spawned worker
+    needs seconds of imports before its first video, so until one is up the videos are prepared here:
+    the model is not left waiting at the start of a run."""
     dtype = next(loaded.thinker.parameters()).dtype
     groups = _runs_of_same_media(questions)
     if workers <= 0:
@@ -318,13 +326,25 @@ def _prefetch(
             yield from _prepare(group, loaded.processor, protocol, dtype, None)
         return
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
+    pool = ProcessPoolExecutor(
         max_workers=workers,
         mp_context=context,
         initializer=_init_worker,
         initargs=(loaded.processor, protocol, dtype, workers),
-    ) as pool:
+    )
+    # Starting a spawned worker blocks until it has imported the main module (seconds): a thread does
+    # it, while this one prepares the first videos for the model.
+    spawner = ThreadPoolExecutor(1, thread_name_prefix="omnisift-spawn")
+    started = spawner.submit(lambda: pool.submit(_worker_started).result())
+    spawner.shutdown(wait=False)
+    try:
         feed = iter(groups)
+        while not started.done():
+            group = next(feed, None)
+            if group is None:
+                return
+            yield from _prepare(group, loaded.processor, protocol, dtype, None)
+        started.result()  # raises here if the workers could not start
         pending: deque[Future] = deque(pool.submit(_prepare_in_worker, g) for g in islice(feed, workers + 1))
         while pending:
             done = pending.popleft().result()
@@ -332,6 +352,8 @@ def _prefetch(
             if following is not None:
                 pending.append(pool.submit(_prepare_in_worker, following))
             yield from done
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)  # workers exit in the background
 
 
 def _to_device(batch: dict[str, Any], device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
