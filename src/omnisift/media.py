@@ -420,10 +420,10 @@ def _decode_frames(
     size: tuple[int, int],
     threads: int,
 ) -> torch.Tensor:
-    """Decode the chosen frames: `threads` runs of GOPs decoded side by side, each by its own
-    single-threaded decoder on its own file handle (GOPs are independent, and H.264 frame threading
-    gains only ~1.2x on two cores once disposable frames are skipped). A video with too few keyframes to
-    split gets one decoder with `threads` frame threads instead."""
+    """Decode the chosen frames: up to `threads` runs of whole GOPs decoded side by side, each by its own
+    decoder on its own file handle (GOPs are independent, and H.264 frame threading gains only ~1.2x on
+    two cores once disposable frames are skipped). With fewer GOPs than threads, each run's decoder gets
+    `threads // runs` frame threads."""
     wanted = index.pts[chosen]
     runs = _segments(index, np.unique(wanted), threads)
     frames = _Frames(wanted, source, size, path)
@@ -432,7 +432,8 @@ def _decode_frames(
         return frames.finish()
     stop = threading.Event()
     with ThreadPoolExecutor(len(runs), thread_name_prefix="omnisift-decode") as decoders:
-        jobs = [decoders.submit(_decode_run, path, index, run, 1, frames, stop) for run in runs]
+        per_run = max(1, threads // len(runs))  # frame threads when there are fewer runs than threads
+        jobs = [decoders.submit(_decode_run, path, index, run, per_run, frames, stop) for run in runs]
         try:
             for job in jobs:
                 job.result()
