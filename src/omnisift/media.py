@@ -542,6 +542,8 @@ def load(
 
     global _warned_dropped
     path = Path(path)
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads={threads}: decoding needs at least 1 thread (None: one per core)")
     if not path.is_file():
         raise MediaError(f"{path}: file not found")
     with ThreadPoolExecutor(1, thread_name_prefix="omnisift-audio") as audio_reader:
@@ -561,7 +563,7 @@ def load(
                     raise MediaError(f"{path}: the video stream has no frame size")
                 size = frame_size(height, width, count, max_pixels=max_pixels, min_pixels=min_pixels)
                 chosen = _choose(index, count)
-            decoders = _cores() if threads is None else max(1, threads)
+            decoders = _cores() if threads is None else threads
             frames = _decode_frames(path, index, chosen, (height, width), size, decoders)
             sound, dropped = (None, 0.0) if sound_job is None else sound_job.result()
         except MediaError:

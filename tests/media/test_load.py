@@ -116,6 +116,13 @@ def test_unreadable_file_names_the_file(tmp_path, content):
         media.load(bad)
 
 
+@pytest.mark.parametrize("threads", [0, -2])
+def test_thread_count_below_one_is_refused(tmp_path, threads):
+    clip = write_clip(tmp_path / "c.mkv", 1.0, fps=10.0, size=(32, 32), audio_layouts=())
+    with pytest.raises(ValueError, match=f"threads={threads}"):
+        media.load(clip, threads=threads, **SMALL)
+
+
 def test_missing_file_names_the_file(tmp_path):
     with pytest.raises(media.MediaError, match="nothere.mp4: file not found"):
         media.load(tmp_path / "nothere.mp4")

@@ -178,7 +178,7 @@ class ConversationDataset(Dataset):
         self.processor = processor
         self.protocol = protocol or Protocol()
         self.max_length = max_length
-        self.threads: int | None = None  # FFmpeg decoder threads; set in DataLoader workers by worker_init
+        self.threads: int | None = None  # video decoding threads; set in DataLoader workers by worker_init
         tokenizer = processor.tokenizer
         self.end_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
         if not isinstance(self.end_id, int) or self.end_id == tokenizer.unk_token_id:
