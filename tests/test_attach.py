@@ -330,3 +330,39 @@ def test_beam_search_is_batch_invariant_and_exact_at_zero_drop(
         together = _greedy(thinker, batch, n=4, num_beams=2)
         alone = tiny.processor_inputs(processor, [clips[1]], "What sound?")
         assert torch.equal(_greedy(thinker, alone, n=4, num_beams=2)[0], together[1])
+
+
+def test_own_decode_loop_on_the_cache_the_model_made(thinker, batch, selector) -> None:
+    """A caller's decode loop: prefill without passing a cache (the model makes one), then one token a
+    step with the caller's own full-length mask and explicit positions. Its logits equal a decode on
+    the hand-compacted batch: the mask is mapped onto the compact cache as in generate. (Without
+    position_ids, stock transformers 5.23 itself fails on such a loop: it builds positions over the
+    whole mask.)"""
+    from transformers import DynamicCache
+
+    steps = 4
+    embeds, positions, compact_mask = _manual_compact(thinker, batch, selector)
+    next_pos = positions.amax(dim=(0, 2)) + 1
+    lm = thinker.model.language_model
+    reference_cache = DynamicCache(config=thinker.config.text_config)
+    with attach(thinker, CompressionConfig(selector=selector)), torch.no_grad():
+        out = thinker(**batch, use_audio_in_video=True, use_cache=True)
+        reference = lm(
+            inputs_embeds=embeds, position_ids=positions, attention_mask=compact_mask,
+            past_key_values=reference_cache, use_cache=True,
+        )  # fmt: skip
+        cache, mask = out.past_key_values, batch["attention_mask"]
+        for step in range(steps):
+            token = out.logits[:, -1].argmax(-1, keepdim=True)
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
+            compact_mask = torch.cat([compact_mask, torch.ones_like(compact_mask[:, :1])], 1)
+            pos = (next_pos + step).view(1, -1, 1).expand(3, -1, 1)
+            out = thinker(
+                input_ids=token, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True
+            )
+            reference = lm(
+                inputs_embeds=lm.embed_tokens(token), position_ids=pos, attention_mask=compact_mask,
+                past_key_values=reference_cache, use_cache=True,
+            )  # fmt: skip
+            want = thinker.lm_head(reference.last_hidden_state[:, -1])
+            torch.testing.assert_close(out.logits[:, -1], want, rtol=1e-4, atol=1e-4)

@@ -252,7 +252,7 @@ class CompressionHandle:
         past = cache.get_seq_length() if cache is not None else 0
         if past > 0:
             return self._decode_step(cache, call, kwargs)
-        return self._prefill(cache, call, kwargs)
+        return self._prefill(module, cache, call, kwargs)
 
     def _has_media(self, ids: torch.Tensor | None) -> bool:
         token_ids = self.adapter.token_ids
@@ -316,7 +316,7 @@ class CompressionHandle:
             return int(positions[0, 0, 0])
         return None
 
-    def _prefill(self, cache: Any, call: _Call, kwargs: dict) -> tuple[tuple, dict] | None:
+    def _prefill(self, module: nn.Module, cache: Any, call: _Call, kwargs: dict) -> tuple[tuple, dict] | None:
         embeds = kwargs.get("inputs_embeds")
         if embeds is None or not call.has_features:
             return None  # text only, or placeholder ids without media: nothing to compress
@@ -372,6 +372,13 @@ class CompressionHandle:
             kept_positions = torch.where(out.attention_mask.bool(), out.position_ids[-3:].amax(0), -1)
             kept_length = out.attention_mask.sum(1)
             self.adapter.set_rope_deltas((kept_positions.amax(1) + 1 - kept_length).unsqueeze(1))
+            if cache is None and _will_cache(module, kwargs):
+                # The model would create this cache itself, after this hook: made here (as the model makes
+                # it) so that a caller's own decode loop on the returned cache finds the compact mask.
+                from transformers import DynamicCache  # here: importing it pulls tqdm into `import omnisift`
+
+                cache = DynamicCache(config=module.config)
+                kwargs["past_key_values"] = cache
             if cache is not None:
                 with self._lock:
                     self._decode[cache] = _DecodeState(
@@ -416,6 +423,15 @@ class CompressionHandle:
                 "Pass attention_mask (the processor returns it), and use_audio_in_video=True for videos with audio."
             )
         return None
+
+
+def _will_cache(module: nn.Module, kwargs: dict) -> bool:
+    """Whether the language model will create a cache for this call (it does when use_cache, which
+    defaults to its config's, is on)."""
+    use_cache = kwargs.get("use_cache")
+    if use_cache is None:
+        use_cache = getattr(module.config, "use_cache", False)
+    return bool(use_cache) and not torch.jit.is_tracing()
 
 
 def attach(model: nn.Module, config: CompressionConfig | None = None) -> CompressionHandle:
