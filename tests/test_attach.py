@@ -19,6 +19,7 @@ from omnisift import (
 )
 from omnisift.models.qwen2_5_omni import fixtures as tiny
 from omnisift.testing.clips import make_clip
+from omnisift.testing.hooks import language_model_inputs
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -42,22 +43,6 @@ def batch(processor, clips):
 def selector(thinker):
     torch.manual_seed(1)
     return VisionGuidedAudioSelector(thinker.config.text_config.hidden_size).eval()
-
-
-def _merged_inputs(thinker, inputs) -> dict:
-    """The stock model's language-model inputs (merged embeddings, 3-row positions, mask)."""
-    seen = {}
-
-    def grab(module, args, kwargs):
-        seen.update(kwargs)
-
-    hook = thinker.model.language_model.register_forward_pre_hook(grab, with_kwargs=True)
-    try:
-        with torch.no_grad():
-            thinker(**inputs, use_audio_in_video=True)
-    finally:
-        hook.remove()
-    return seen
 
 
 def _greedy(model, inputs, n=6, **kw):
@@ -95,7 +80,7 @@ def test_remove_restores_the_stock_model(thinker, batch, selector) -> None:
 
 def _manual_compact(thinker, batch, selector, video_drop=0.7, audio_drop=0.3):
     """Keep mask + gather of kept embeddings/positions by hand, left padded, one sample at a time."""
-    merged = _merged_inputs(thinker, batch)
+    merged = language_model_inputs(thinker, batch)
     embeds, positions, mask = merged["inputs_embeds"], merged["position_ids"], merged["attention_mask"]
     with torch.no_grad():
         keep = keep_mask(

@@ -20,6 +20,7 @@ from omnisift.models import find_adapter
 from omnisift.models.qwen3_omni_moe import TOKEN_IDS, Qwen3OmniMoeAdapter
 from omnisift.models.qwen3_omni_moe import fixtures as tiny
 from omnisift.models.qwen3_omni_moe import synthetic as S
+from omnisift.testing.hooks import language_model_inputs
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -61,22 +62,6 @@ def model_inputs(samples: list[list[S.Segment]], seed: int = 0) -> dict:
         out["input_features"] = torch.randn(len(frames), 128, width, generator=gen)
         out["feature_attention_mask"] = (torch.arange(width) < frames.unsqueeze(1)).long()
     return out
-
-
-def lm_inputs(thinker, inputs: dict) -> dict:
-    """What the stock thinker passes to its language model (merged embeds, positions, DeepStack)."""
-    seen: dict = {}
-
-    def grab(module, args, kwargs):
-        seen.update(kwargs)
-
-    hook = thinker.model.language_model.register_forward_pre_hook(grab, with_kwargs=True)
-    try:
-        with torch.no_grad():
-            thinker(**inputs, use_audio_in_video=True)
-    finally:
-        hook.remove()
-    return seen
 
 
 PADDED = [
@@ -326,7 +311,7 @@ def run_lm(thinker, call: dict, **extra):
 @pytest.fixture(scope="module")
 def compressed(thinker, selector):
     inputs = model_inputs(PADDED, seed=3)
-    seen = lm_inputs(thinker, inputs)
+    seen = language_model_inputs(thinker, inputs)
     config = CompressionConfig(video_drop=0.6, audio_drop=0.4, selector=selector)
     keep = keep_mask(
         seen["inputs_embeds"],
