@@ -1,9 +1,10 @@
 """omnisift: drop redundant audio and video tokens before the LLM of omni-modal models (OmniSIFT)."""
 
 from .api import SelectionResult, compress_inputs, keep_mask, select_tokens
-from .attach import CallStats, CompressionConfig, CompressionHandle, attach, load_pretrained
+from .attach import CallStats, CompressionHandle, attach, load_pretrained
 from .budget import Budget, resolve_budget
 from .compress import Compressed, SampleStats, compress
+from .config import CompressionConfig
 from .layout import Layout, TokenIds, build_layout
 from .loading import LoadedModel, load_model
 from .methods import SelectionMethod, available_methods, get_method

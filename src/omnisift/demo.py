@@ -15,7 +15,8 @@ from pathlib import Path
 
 import torch
 
-from .attach import CompressionConfig, attach
+from .attach import attach
+from .config import CompressionConfig
 from .loading import load_model
 from .measure import measure
 from .media import SamplingConfig

@@ -17,7 +17,8 @@ from typing import Any
 
 import torch
 
-from ..attach import CompressionConfig, attach
+from ..attach import attach
+from ..config import CompressionConfig
 from .inputs import DTYPES, HIDDEN_7B, make_clip, make_selector
 
 __all__ = ["seven_b_slice_config", "run_worker"]

@@ -135,7 +135,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def compression_from_args(args: argparse.Namespace) -> Any:
     """The `CompressionConfig` the flags describe, or None for `--method none` (full tokens)."""
-    from ..attach import CompressionConfig
+    from ..config import CompressionConfig
     from .loading import NO_COMPRESSION
 
     if args.method in NO_COMPRESSION:

@@ -15,7 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..attach import CompressionConfig, CompressionHandle, attach
+from ..attach import CompressionHandle, attach
+from ..config import CompressionConfig
 from ..loading import is_tiny, pick_device
 from ..loading import load_model as load_any
 

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from .._extras import require
-from ..attach import CompressionConfig
+from ..config import CompressionConfig
 from ..media import Media, MediaError, configure_worker_threads
 from ..methods import method_settings
 from ..models import adapter_for_tiny

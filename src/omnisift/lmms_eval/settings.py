@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from omnisift.attach import CompressionConfig
+from omnisift.config import CompressionConfig
 from omnisift.evaluation.inputs import Protocol
 from omnisift.evaluation.loading import NO_COMPRESSION
 from omnisift.loading import is_tiny

@@ -147,7 +147,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
-    from ..attach import CompressionConfig
+    from ..config import CompressionConfig
     from .trainer import TrainConfig
 
     return TrainConfig(

@@ -23,7 +23,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..attach import CompressionConfig, attach
+from ..attach import attach
+from ..config import CompressionConfig
 from ..models import find_adapter
 from ..selector import VisionGuidedAudioSelector
 from .loss import answer_loss, compress_labels

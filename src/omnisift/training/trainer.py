@@ -40,7 +40,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from .._extras import require
-from ..attach import CompressionConfig
+from ..config import CompressionConfig
 from ..loading import is_tiny, load_model
 from ..selector import (
     CHECKPOINT_PREFIX,

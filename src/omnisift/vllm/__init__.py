@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..attach import CompressionConfig
+from ..config import CompressionConfig
 from .settings import CONFIG_KEY, REQUEST_KEYS, check_layout_only
 
 __all__ = ["ARCHITECTURE", "SUPPORTED_VLLM", "engine_args", "serve_args", "request_kwargs", "register"]
