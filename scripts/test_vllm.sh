@@ -5,5 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/setup_vllm.sh
-export VLLM_ENABLE_V1_MULTIPROCESSING=0 OMNISIFT_REFERENCE_PYTHON="$PWD/.venv/bin/python"
+# vLLM's own defaults here: tests_vllm/conftest.py runs the parity engines in-process (to read positions),
+# tests_vllm/test_server.py starts its engines with engine multiprocessing on and the model compiled.
+export OMNISIFT_REFERENCE_PYTHON="$PWD/.venv/bin/python"
 .venv-vllm/bin/python -m pytest -q -p no:cacheprovider tests_vllm "$@"

@@ -2,8 +2,8 @@
 
 The references come from the project's own environment (transformers 5.23, omnisift.attach) through
 `reference.py`, run once per session in a subprocess with OMNISIFT_REFERENCE_PYTHON (default
-.venv/bin/python). Engines run in-process (VLLM_ENABLE_V1_MULTIPROCESSING=0) so tests can read the
-positions the language model receives.
+.venv/bin/python). The parity engines run in-process and eager (VLLM_ENABLE_V1_MULTIPROCESSING=0) so tests
+can read the positions the language model receives; test_server.py starts its engines with vLLM's defaults.
 """
 
 from __future__ import annotations

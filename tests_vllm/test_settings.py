@@ -47,3 +47,51 @@ def test_request_override_and_validation():
         request_budget(settings, {"omnisift_retain": 1.5})
     with pytest.raises(ValueError, match="no compression method"):
         request_budget(_settings(None), request_kwargs(retain=0.5))
+
+
+@pytest.mark.parametrize(
+    ("key", "hint"),
+    [
+        ("omnisift_method", None),
+        ("retian", "omnisift_retain"),
+        ("retain", "omnisift_retain"),
+        ("omnisift_vido_drop", "omnisift_video_drop"),
+    ],
+)
+def test_request_keys_omnisift_does_not_read_are_refused(key, hint):
+    settings = _settings(CompressionConfig(method="evs"))
+    with pytest.raises(ValueError, match=key) as error:
+        request_budget(settings, {key: 0.3})
+    if hint is not None:
+        assert f"did you mean {hint!r}" in str(error.value)
+    if key != "retain":  # request_kwargs(retain=...) is the right spelling
+        with pytest.raises(ValueError, match=key):
+            request_kwargs(**{key: 0.3})
+
+
+def test_processor_kwargs_of_other_libraries_pass():
+    kwargs = request_kwargs(retain=0.3, fps=2.0, min_pixels=1, max_pixels=2, size={"longest_edge": 3})
+    assert request_budget(_settings(CompressionConfig(method="evs")), kwargs).retain == 0.3
+
+
+@pytest.mark.parametrize("value", ["a quarter", None, True, float("nan"), [0.3]])
+def test_non_numeric_request_value_names_the_field(value):
+    settings = _settings(CompressionConfig(method="evs"))
+    if value is None:  # explicit None: the engine's value
+        assert request_budget(settings, {"omnisift_retain": None}).retain is None
+        return
+    with pytest.raises(ValueError, match="omnisift_retain"):
+        request_budget(settings, {"omnisift_retain": value})
+
+
+def test_retain_overrides_the_drops():
+    """A request's retain replaces the drops (engine's or request's) with ones solved for the target."""
+    from omnisift.vllm.blocks import build_block
+    from omnisift.vllm.plan import kept_count, prompt_drops
+
+    settings = _settings(CompressionConfig(method="evs", video_drop=0.1, audio_drop=0.1))
+    budget = request_budget(settings, request_kwargs(retain=0.25, video_drop=0.05))
+    block = build_block((8, 8, 8), 1.0, 200)
+    drops = prompt_drops([block], budget.video_drop, budget.audio_drop, budget.retain, settings.token_ids)
+    assert drops != (0.05, 0.1)
+    assert kept_count(block, *drops, settings.token_ids) / len(block) == pytest.approx(0.25, abs=0.02)

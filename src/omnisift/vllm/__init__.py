@@ -16,7 +16,7 @@ import json
 from typing import Any
 
 from ..config import CompressionConfig
-from .settings import CONFIG_KEY, REQUEST_KEYS, check_layout_only
+from .settings import CONFIG_KEY, REQUEST_KEYS, check_layout_only, validate_request_kwargs
 
 __all__ = ["ARCHITECTURE", "SUPPORTED_VLLM", "engine_args", "serve_args", "request_kwargs", "register"]
 
@@ -70,7 +70,12 @@ def request_kwargs(
     audio_drop: float | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """`mm_processor_kwargs` of one request overriding the engine's budget (also for the OpenAI server)."""
+    """`mm_processor_kwargs` of one request overriding the engine's budget (also for the OpenAI server).
+
+    `retain` overrides the drops (engine's or request's): the drops are solved to meet it. `extra` goes to
+    the HF processor (fps, min_pixels, ...); a misspelt omnisift key there is refused, not ignored.
+    """
+    validate_request_kwargs(extra)
     values = {"omnisift_retain": retain, "omnisift_video_drop": video_drop, "omnisift_audio_drop": audio_drop}
     out = {k: v for k, v in values.items() if v is not None and k in REQUEST_KEYS}
     return {"use_audio_in_video": True, **out, **extra}

@@ -9,6 +9,8 @@ No vLLM import here.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,11 +23,21 @@ from ..methods import SelectionMethod, build_method
 from ..methods.shared import SelectorMethod
 from ..models.qwen2_5_omni.adapter import Qwen25OmniAdapter
 
-__all__ = ["Budget3", "ServingSettings", "REQUEST_KEYS", "request_budget", "check_layout_only", "CONFIG_KEY"]
+__all__ = [
+    "Budget3",
+    "ServingSettings",
+    "REQUEST_KEYS",
+    "request_budget",
+    "validate_request_kwargs",
+    "check_layout_only",
+    "CONFIG_KEY",
+]
 
 CONFIG_KEY = "omnisift"
 """Attribute of the model config (set through hf_overrides) holding `CompressionConfig.to_dict()`."""
 REQUEST_KEYS = ("omnisift_retain", "omnisift_video_drop", "omnisift_audio_drop")
+_BARE_NAMES = tuple(key.removeprefix("omnisift_") for key in REQUEST_KEYS)
+"""`retain` etc. without the prefix: vLLM would pass them to the HF processor, which ignores them."""
 LAYOUT_ONLY_USES = ("training-free", "trained selector")
 """`SelectionMethod.uses` of methods whose kept counts follow from the layout alone (vLLM sizes
 placeholders before encoding). Others (e.g. omnizip: encoder attention, adaptive per-group budgets)
@@ -122,13 +134,49 @@ class ServingSettings:
         return dataclasses.replace(method, selector=selector.eval())
 
 
+def validate_request_kwargs(kwargs: Mapping[str, object]) -> None:
+    """Refuse request keys meant for omnisift that it does not read (vLLM would drop them silently).
+
+    Refused: any `omnisift_*` key other than REQUEST_KEYS (the method is the engine's, not the request's),
+    the bare names (`retain`), and near misspellings of either (`retian`, `omnisift_retian`).
+    """
+    known = set(REQUEST_KEYS)
+    for key in kwargs:
+        if key in known:
+            continue
+        close = difflib.get_close_matches(key, [*REQUEST_KEYS, *_BARE_NAMES], n=1, cutoff=0.8)
+        if key.startswith("omnisift_") or key in _BARE_NAMES or close:
+            hint = close[0] if close and close[0] in known else f"omnisift_{close[0]}" if close else None
+            suggestion = f" (did you mean {hint!r}?)" if hint else ""
+            raise ValueError(
+                f"request key {key!r} is not read by omnisift{suggestion}: a request may set only "
+                f"{', '.join(REQUEST_KEYS)} (use omnisift.vllm.request_kwargs); the method and selector are the "
+                "engine's (omnisift.vllm.engine_args)."
+            )
+
+
+def _number(kwargs: Mapping[str, object], key: str, default: float | None) -> float | None:
+    value = kwargs.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"request key {key!r} must be a number, got {value!r}.")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"request key {key!r} must be a number, got {value!r}.") from None
+    if not math.isfinite(number):
+        raise ValueError(f"request key {key!r} must be a finite number, got {value!r}.")
+    return number
+
+
 def request_budget(settings: ServingSettings, kwargs: Mapping[str, object]) -> Budget3:
     """The engine's budget with a request's `omnisift_*` overrides applied (validated)."""
+    validate_request_kwargs(kwargs)
     budget = settings.default
-    video = float(kwargs.get("omnisift_video_drop", budget.video_drop))
-    audio = float(kwargs.get("omnisift_audio_drop", budget.audio_drop))
-    retain = kwargs.get("omnisift_retain", budget.retain)
-    retain = None if retain is None else float(retain)
+    video = _number(kwargs, "omnisift_video_drop", budget.video_drop)
+    audio = _number(kwargs, "omnisift_audio_drop", budget.audio_drop)
+    retain = _number(kwargs, "omnisift_retain", budget.retain)
     validate_drops(video, audio, retain)
     if settings.method is None and (video or audio or retain is not None):
         raise ValueError(

@@ -20,6 +20,7 @@ How it fits vLLM's design (placeholders sized at prompt time, embeddings decided
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -38,7 +39,7 @@ from vllm.multimodal.processing.processor import PromptReplacement, PromptUpdate
 
 from .blocks import Block, audio_token_count, build_block
 from .plan import kept_count, prompt_drops, select_block
-from .settings import REQUEST_KEYS, Budget3, ServingSettings, request_budget
+from .settings import REQUEST_KEYS, Budget3, ServingSettings, request_budget, validate_request_kwargs
 
 __all__ = ["OmniSIFTQwen25OmniThinker", "OmniSIFTProcessor"]
 
@@ -85,6 +86,31 @@ class OmniSIFTProcessor(Qwen2_5OmniThinkerMultiModalProcessor):
 
     def _settings(self) -> ServingSettings:
         return ServingSettings.from_hf_config(self.info.ctx.model_config.hf_config)
+
+    def apply(self, inputs, timing_ctx):
+        """Decide `use_audio_in_video` once per prompt, from the engine's and the request's kwargs together.
+
+        vLLM merges the engine-wide kwargs only when it calls the HF processor, so every other step saw the
+        request's kwargs alone, and start-up profiling (a video-only dummy request under an engine-wide
+        `use_audio_in_video=True`) crashed inside the HF processor. A prompt with videos but no audio is
+        processed as video only; with audio, every step sees the flag explicitly.
+        """
+        kwargs = inputs.hf_processor_mm_kwargs
+        validate_request_kwargs(kwargs)
+        wanted = bool(self.info.ctx.get_merged_mm_kwargs(kwargs).get("use_audio_in_video", False))
+        counts = inputs.mm_data_items.get_all_counts()
+        with_audio = wanted and counts.get("video", 0) > 0 and counts.get("audio", 0) > 0
+        if wanted and not with_audio and counts.get("video", 0) > 0:
+            logger.warning(
+                "use_audio_in_video is set but the prompt has no audio, so its videos go in without their audio "
+                "(start-up profiling does this once). Pass each video's audio track; over the OpenAI chat API put "
+                '"mm_processor_kwargs": {"use_audio_in_video": true} in the request body so vLLM reads it.'
+            )
+        if kwargs.get("use_audio_in_video") is not with_audio:
+            inputs = dataclasses.replace(
+                inputs, hf_processor_mm_kwargs={**kwargs, "use_audio_in_video": with_audio}
+            )
+        return super().apply(inputs, timing_ctx)
 
     def _call_hf_processor(self, hf_data: Mapping[str, object], hf_kwargs: Mapping[str, object]):
         stock = {k: v for k, v in hf_kwargs.items() if k not in REQUEST_KEYS}
