@@ -10,6 +10,7 @@ from .loading import LoadedModel, load_model
 from .methods import SelectionMethod, available_methods, get_method
 from .models import ModelAdapter, find_adapter
 from .selector import VisionGuidedAudioSelector, load_selector, save_selector
+from .visualize import show
 
 __version__ = "0.1.0"
 
@@ -41,4 +42,5 @@ __all__ = [
     "resolve_budget",
     "save_selector",
     "select_tokens",
+    "show",
 ]

@@ -1,4 +1,4 @@
-"""`omnisift` command line: demo, methods, eval, report, train, bench."""
+"""`omnisift` command line: demo, show, methods, eval, report, train, bench."""
 
 from __future__ import annotations
 
@@ -28,6 +28,34 @@ def _demo(args: argparse.Namespace) -> int:
         dtype=getattr(torch, args.dtype),
     )
     print(format_demo(run))
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from .methods import parse_method_params
+    from .visualize import show
+
+    picture = show(
+        args.video,
+        args.out,
+        model=args.model,
+        methods=args.method,
+        retain=args.retain,
+        audio_drop=args.audio_drop,
+        selector=args.selector,
+        method_params=parse_method_params(args.method_param),
+        max_pixels=args.max_pixels,
+        seconds=args.seconds,
+        device=args.device,
+        dtype=args.dtype,
+    )
+    for keep in picture.maps:
+        stage = keep.stages[0]
+        print(
+            f"{keep.label}: video {stage.video_kept}/{stage.video_total}, "
+            f"audio {stage.audio_kept}/{stage.audio_keep.size}"
+        )
+    print(f"wrote {picture.path}")
     return 0
 
 
@@ -77,6 +105,35 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--device", default="cpu")
     demo.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     demo.set_defaults(func=_demo)
+
+    show = sub.add_parser(
+        "show",
+        help="draw what methods keep of a clip: kept patches on the frames, kept audio on the time axis",
+        description="One PNG per run: for each method (at the same budget) the sampled frames of every "
+        "2-second chunk with dropped patches dimmed and kept ones outlined, and the waveform with the kept "
+        "audio tokens marked. Without VIDEO it draws the demo's generated clip.",
+    )
+    show.add_argument("video", nargs="?", help="video file (default: the demo's generated clip)")
+    show.add_argument("--out", required=True, help="PNG file to write")
+    show.add_argument("--model", default="tiny", help="checkpoint folder or fixture name (default: tiny)")
+    show.add_argument(
+        "--method",
+        default="omnisift",
+        help="method, or several side by side: --method omnisift,omnizip,random",
+    )
+    show.add_argument("--retain", type=float, default=0.35, help="fraction of audio+video tokens kept")
+    show.add_argument("--audio-drop", type=float, default=0.3, help="fraction of audio tokens dropped")
+    show.add_argument("--selector", help="selector file or folder (default: the model folder's own)")
+    show.add_argument(
+        "--method-param", action="append", metavar="NAME=VALUE", help="a method setting (repeatable)"
+    )
+    show.add_argument(
+        "--max-pixels", type=int, help="pixel cap of a processed frame (default: the model's protocol)"
+    )
+    show.add_argument("--seconds", type=float, default=20.0, help="length of the generated clip")
+    show.add_argument("--device", default=None, help="default: the GPU when there is one, else the CPU")
+    show.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"])
+    show.set_defaults(func=_show)
 
     methods = sub.add_parser("methods", help="list the selection methods")
     methods.set_defaults(func=_methods)

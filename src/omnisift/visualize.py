@@ -1,0 +1,99 @@
+"""`omnisift.show`: draw what one or several methods keep of a clip, at the same budget, into one PNG."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import CompressionConfig
+from .keepmap import keep_map
+from .loading import LoadedModel, load_model
+from .media import SamplingConfig, load
+from .picture import Picture, draw
+
+__all__ = ["show", "DEFAULT_RETAIN"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_RETAIN = 0.35
+
+
+def _selector_for(loaded: LoadedModel, selector: Any) -> Any:
+    """The given selector; the checkpoint's own; a seeded random one for random-weight fixtures."""
+    if selector is not None:
+        return selector
+    if loaded.random_weights:
+        from .selector import VisionGuidedAudioSelector
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            hidden = loaded.thinker.config.text_config.hidden_size
+            module = VisionGuidedAudioSelector(hidden).eval()
+        return module.to(device=loaded.thinker.device, dtype=loaded.thinker.dtype)
+    return loaded.selector_source
+
+
+def _pixel_bounds(loaded: LoadedModel, max_pixels: int | None) -> dict[str, int]:
+    low = loaded.min_pixels if loaded.min_pixels is not None else SamplingConfig.min_pixels
+    high = loaded.max_pixels if loaded.max_pixels is not None else SamplingConfig.max_pixels
+    if max_pixels is not None:
+        high = max_pixels
+        low = min(low, high)
+    return {"shortest_edge": low, "longest_edge": high}
+
+
+def show(
+    video: str | Path | None,
+    out: str | Path,
+    *,
+    model: str | Path | LoadedModel = "tiny",
+    methods: str | Sequence[str] = ("omnisift",),
+    retain: float | None = DEFAULT_RETAIN,
+    audio_drop: float = 0.3,
+    selector: Any = None,
+    method_params: dict[str, Any] | None = None,
+    max_pixels: int | None = None,
+    seconds: float = 20.0,
+    device: str | None = None,
+    dtype: str | torch.dtype | None = None,
+    prompt: str = "What happens in this video, and what do you hear?",
+) -> Picture:
+    """Write one PNG of what each of `methods` keeps of `video` at the same budget (see `Picture`).
+
+    `video` None draws the demo's generated clip (`seconds` long). `model` is a checkpoint folder, a
+    fixture name ("tiny", "tiny-qwen3-omni") or an already loaded model. `max_pixels` caps the pixels of
+    a processed frame (more pixels: more, smaller patches). Needs the ``show`` extra (matplotlib).
+    """
+    from ._extras import require
+
+    require("matplotlib", "show")  # before any model work: a missing extra fails at once
+    names = [m.strip() for m in methods.split(",")] if isinstance(methods, str) else list(methods)
+    if not names or not all(names):
+        raise ValueError(f"methods={methods!r}: name at least one method (`omnisift methods` lists them).")
+    loaded = model if isinstance(model, LoadedModel) else load_model(model, device=device, dtype=dtype)
+    thinker = loaded.thinker.eval()
+    if video is None:
+        from .testing.clips import make_clip
+
+        video = make_clip(Path(tempfile.mkdtemp(prefix="omnisift-show-")) / "clip.mp4", seconds, fps=2.0)
+    size = _pixel_bounds(loaded, max_pixels)
+    media = load(video, min_pixels=size["shortest_edge"], max_pixels=size["longest_edge"])
+    chosen_selector = _selector_for(loaded, selector)
+    maps = []
+    for name in names:
+        config = CompressionConfig(
+            method=name,
+            retain=retain,
+            audio_drop=audio_drop,
+            selector=chosen_selector,
+            method_params=dict(method_params or {}),
+        )
+        maps.append(keep_map(thinker, loaded.processor, media, config, prompt=prompt, size=size))
+    weights = "random weights" if loaded.random_weights else "trained"
+    title = f"What each method keeps: {Path(video).name}, {maps[0].family} ({weights})"
+    return draw(maps, out, title=title)
