@@ -167,10 +167,10 @@ def decode_row(path: Path, kind: str, length: float, repeats: int) -> dict:
 
 
 def eval_row(folder: Path, questions: int, workers: int, max_new_tokens: int) -> dict:
-    from omnisift.evaluation.inputs import Protocol
     from omnisift.evaluation.loading import load_model
     from omnisift.evaluation.results import read_rows
     from omnisift.evaluation.runner import EvalConfig, run_eval
+    from omnisift.inputs import Protocol
 
     rows = []
     for i in range(questions):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from omnisift.inputs import conversation
 from omnisift.media import load
 from omnisift.models.qwen2_5_omni import fixtures as tiny
 from omnisift.testing.clips import make_clip
@@ -119,13 +120,13 @@ def test_tokenizer_real_ids_and_roundtrip(processor):
 
 
 def test_chat_template(processor):
-    conv = tiny.build_conversation("Hi")
+    conv = conversation("Hi")
     text = processor.apply_chat_template(conv, tokenize=False, add_generation_prompt=True)
     assert text.startswith("<|im_start|>system\n" + tiny.DEFAULT_SYSTEM_PROMPT + "<|im_end|>\n")
     assert text.endswith(
         "<|im_start|>user\n<|vision_bos|><|VIDEO|><|vision_eos|>Hi<|im_end|>\n<|im_start|>assistant\n"
     )
-    own = processor.apply_chat_template(tiny.build_conversation("Hi", system="S"), tokenize=False)
+    own = processor.apply_chat_template(conversation("Hi", "S"), tokenize=False)
     assert own.startswith("<|im_start|>system\nS<|im_end|>\n") and "assistant" not in own
     mixed = [
         {

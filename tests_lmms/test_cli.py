@@ -14,10 +14,10 @@ from lmms_helpers import TINY_PIXELS, Checkpoint, DailyTask, read_runs, run_lmms
 
 from omnisift import CompressionConfig
 from omnisift.evaluation.benchmarks import load_benchmark
-from omnisift.evaluation.inputs import Protocol
 from omnisift.evaluation.results import merge_rows, read_rows
 from omnisift.evaluation.runner import EvalConfig, run_eval
 from omnisift.evaluation.scoring import score_rows
+from omnisift.inputs import Protocol
 from omnisift.media import SamplingConfig
 
 NEW_TOKENS = 1  # the checkpoint can only say "B"; one token is the whole answer

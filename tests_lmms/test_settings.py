@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from omnisift.lmms_eval.settings import identity, parse_model_args, run_protocol
+from omnisift.inputs import effective_protocol
+from omnisift.lmms_eval.settings import identity, parse_model_args
 from omnisift.loading import load_model
 from omnisift.models import adapter_for_tiny
 
@@ -69,10 +70,10 @@ def test_two_budgets_have_two_identities() -> None:
     assert one != two and '"retain": 0.25' in one
 
 
-def test_run_protocol_uses_fixture_pixel_bounds_and_the_audio_window() -> None:
+def test_effective_protocol_uses_fixture_pixel_bounds_and_the_audio_window() -> None:
     loaded = load_model("tiny")
     settings = parse_model_args({"pretrained": "tiny"})
-    protocol = run_protocol("tiny", settings.protocol, loaded.processor)
+    protocol = effective_protocol(settings.protocol, "tiny", loaded.processor)
     low, high = adapter_for_tiny("tiny").tiny_pixel_bounds
     extractor = loaded.processor.feature_extractor
     assert (protocol.sampling.min_pixels, protocol.sampling.max_pixels) == (low, high)

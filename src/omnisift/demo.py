@@ -17,9 +17,9 @@ import torch
 
 from .attach import attach
 from .config import CompressionConfig
+from .inputs import prepare_inputs
 from .loading import load_model
 from .measure import measure
-from .media import SamplingConfig
 from .models import find_adapter
 from .selector import VisionGuidedAudioSelector, find_selector_keys
 
@@ -66,34 +66,25 @@ def run_demo(
     dtype: torch.dtype = torch.float32,
 ) -> DemoRun:
     """Run the clip at full tokens and at each `retain`, measuring prefill time, peak memory and output."""
-    from .models.qwen2_5_omni import fixtures as tiny
     from .testing.clips import make_clip
 
     thinker, processor, selector, random_weights = _load(model_path, selector_path, device, dtype)
     workdir = Path(tempfile.mkdtemp(prefix="omnisift-demo-"))
     clip = Path(video_path) if video_path else make_clip(workdir / "clip.mp4", seconds, fps=2.0)
     token_ids = find_adapter(thinker).token_ids
-    # Frames come from omnisift.media (via processor_inputs), at the evaluation protocol's pixel cap on a
-    # real checkpoint, so the demo samples a video exactly as `omnisift eval` does.
-    size = (
-        None
-        if random_weights
-        else {"shortest_edge": SamplingConfig.min_pixels, "longest_edge": SamplingConfig.max_pixels}
-    )
-    inputs = tiny.processor_inputs(processor, [clip], prompt, size=size).to(device)
+    # The road `omnisift eval` takes (omnisift.inputs): the paper's protocol, a fixture's small frames.
+    inputs = prepare_inputs(model_path, clip, prompt, processor=processor).to(device)
     outputs: dict[str, str] = {}
     rows: list[dict[str, object]] = []
     settings: list[float] = [1.0, *(retain or [0.35, 0.25])]
 
     def prefill():
         with torch.no_grad():
-            return thinker(**inputs, use_audio_in_video=True)
+            return thinker(**inputs)
 
     def answer() -> str:
         with torch.no_grad():
-            ids = thinker.generate(
-                **inputs, use_audio_in_video=True, max_new_tokens=max_new_tokens, do_sample=False
-            )
+            ids = thinker.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
         new = ids[0, inputs["input_ids"].shape[1] :]
         text = processor.batch_decode(new.unsqueeze(0), skip_special_tokens=True)[0]
         return text if text.strip() else f"(no printable text) token ids {new.tolist()}"

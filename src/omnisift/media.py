@@ -9,8 +9,12 @@ most 256 frames and 256*28*28 pixels a frame, the audio track on), with three de
   off by minutes);
 - stereo and 5.1 are averaged to mono (librosa's rule, which the published audio loader uses), never summed
   over sqrt(2) as PyAV's mono resampler would;
-- audio past the processor's window (300 s) is cut here and reported (`audio_seconds_dropped`, one warning)
-  instead of being dropped without notice.
+- audio past the processor's window (`audio_window_s`: 300 s for Qwen2.5-Omni, none for Qwen3-Omni) is cut
+  here and reported (`audio_seconds_dropped`, one warning) instead of being dropped without notice.
+
+The frame factor (frame sides are multiples of it) and the audio window are arguments: `omnisift.inputs`
+fills them from the model family's adapter. The default factor, 28, is what the published readers use by
+default (patch 14 x spatial merge 2), for Qwen2.5-Omni and for Qwen3-Omni's model-card reader alike.
 
 Which frames: the published indices `round(linspace(0, N - 1, n))` over the whole clip, last frame
 included, where N is the number of frames and n is qwen-omni-utils' count (`fps` frames a second, at
@@ -41,7 +45,7 @@ import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -52,6 +56,7 @@ import torch
 __all__ = [
     "AUDIO_RATE",
     "AUDIO_WINDOW_S",
+    "DEFAULT_FRAME_FACTOR",
     "Media",
     "MediaError",
     "SamplingConfig",
@@ -65,12 +70,12 @@ logger = logging.getLogger(__name__)
 
 AUDIO_RATE = 16000  # Whisper's rate: what every Qwen-Omni feature extractor expects
 AUDIO_WINDOW_S = 300.0  # the Qwen2.5-Omni processor keeps 4.8 M samples of audio
-FACTOR = 28  # patch 14 x spatial merge 2: frame sides are multiples of this
+DEFAULT_FRAME_FACTOR = 28  # patch 14 x spatial merge 2: the published readers' default frame factor
 FRAME_FACTOR = 2  # temporal patch: frames go to the vision encoder in pairs
 DEFAULT_MAX_PIXELS = 256 * 28 * 28
 DEFAULT_MIN_PIXELS = 128 * 28 * 28
-TOTAL_PIXELS = 128000 * 28 * 28 * 0.9  # qwen-omni-utils' whole-video pixel budget
-FRAME_MAX_PIXELS = 768 * 28 * 28  # qwen-omni-utils' per-frame ceiling before the caller's cap
+SEQUENCE_CELLS = 128000  # the readers' whole-video budget, in merged cells (x factor^2 x 0.9 pixels)
+FRAME_MAX_CELLS = 768  # the readers' per-frame ceiling before the caller's cap, in merged cells
 _RESIZE_FRAMES = 8  # frames resized together: fewer torch calls; more would spill the caches
 _RESIZE_BYTES = 64 << 20  # ... and at most this many bytes of float copy (1080p: 2 frames)
 _GATHER_BYTES = 512 << 20  # decoded RGB frames held before resizing (360p: all 256; 1080p: 80; 4K: 20)
@@ -82,9 +87,29 @@ class MediaError(RuntimeError):
     """A media file that cannot be used; the message names the file and the reason."""
 
 
+def _refuse(name: str, value: Any, allowed: str) -> ValueError:
+    return ValueError(f"{name}={value!r} is not allowed: {allowed}")
+
+
+def _whole(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise _refuse(name, value, f"a whole number >= {low}")
+
+
+def _positive(name: str, value: Any) -> None:
+    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.number))
+    if not ok or not 0 < float(value) < math.inf:
+        raise _refuse(name, value, "a finite number > 0")
+
+
 @dataclass(frozen=True)
 class SamplingConfig:
-    """The arguments of `load`, as one value (evaluation and training protocols carry one)."""
+    """The arguments of `load`, as one value (evaluation and training protocols carry one).
+
+    Validated here, once, for every entry point (`omnisift eval`, lmms-eval's `model_args`, training,
+    `load` itself and the Python API): a bad value raises ValueError naming the setting, the value and
+    the allowed range. `frame_factor` None means the model family's (`omnisift.inputs` fills it).
+    """
 
     fps: float = 2.0
     max_frames: int = 256
@@ -92,6 +117,28 @@ class SamplingConfig:
     max_pixels: int = DEFAULT_MAX_PIXELS
     min_pixels: int = DEFAULT_MIN_PIXELS
     audio_window_s: float | None = AUDIO_WINDOW_S
+    frame_factor: int | None = None
+
+    def __post_init__(self) -> None:
+        _positive("fps", self.fps)
+        _whole("max_frames", self.max_frames, FRAME_FACTOR)
+        _whole("min_frames", self.min_frames, 1)
+        _whole("min_pixels", self.min_pixels, 1)
+        _whole("max_pixels", self.max_pixels, 1)
+        if self.min_pixels > self.max_pixels:
+            raise _refuse("min_pixels", self.min_pixels, f"at most max_pixels ({self.max_pixels})")
+        if self.audio_window_s is not None:
+            _positive("audio_window_s", self.audio_window_s)
+        if self.frame_factor is not None:
+            _whole("frame_factor", self.frame_factor, 2)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values for a run's identity; `frame_factor` only where it differs from the readers'
+        default 28 (runs made before it was a setting keep their identity)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        if values["frame_factor"] in (None, DEFAULT_FRAME_FACTOR):
+            del values["frame_factor"]
+        return values
 
     def load(self, path: str | Path, *, audio: bool = True, threads: int | None = None) -> Media:
         return load(
@@ -103,6 +150,7 @@ class SamplingConfig:
             min_frames=self.min_frames,
             min_pixels=self.min_pixels,
             audio_window_s=self.audio_window_s,
+            frame_factor=self.frame_factor or DEFAULT_FRAME_FACTOR,
             threads=threads,
         )
 
@@ -173,23 +221,27 @@ def frame_size(
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     min_pixels: int = DEFAULT_MIN_PIXELS,
+    factor: int = DEFAULT_FRAME_FACTOR,
 ) -> tuple[int, int]:
-    """Resized (height, width), qwen-vl-utils' smart_resize: multiples of 28, aspect kept, pixels within
-    [min_pixels, cap] where cap = min(max_pixels, max(min(768*28*28, total / n * 2), 1.05 * min_pixels))."""
-    cap = max(min(FRAME_MAX_PIXELS, TOTAL_PIXELS / num_frames * FRAME_FACTOR), int(min_pixels * 1.05))
+    """Resized (height, width), the readers' smart_resize: multiples of `factor`, aspect kept, pixels
+    within [min_pixels, cap] where cap = min(max_pixels, max(min(768 f^2, 0.9 * 128000 f^2 / n * 2),
+    1.05 * min_pixels)) and f = `factor` (28 for image_patch_size 14, 32 for 16)."""
+    area = factor * factor
+    total = SEQUENCE_CELLS * area * 0.9
+    cap = max(min(FRAME_MAX_CELLS * area, total / num_frames * FRAME_FACTOR), int(min_pixels * 1.05))
     cap = min(max_pixels, cap)
     if max(height, width) / max(min(height, width), 1) > 200:
         raise MediaError(f"aspect ratio of {width}x{height} is above 200")
-    h_bar = max(FACTOR, round(height / FACTOR) * FACTOR)
-    w_bar = max(FACTOR, round(width / FACTOR) * FACTOR)
+    h_bar = max(factor, round(height / factor) * factor)
+    w_bar = max(factor, round(width / factor) * factor)
     if h_bar * w_bar > cap:
         beta = math.sqrt(height * width / cap)
-        h_bar = max(FACTOR, math.floor(height / beta / FACTOR) * FACTOR)
-        w_bar = max(FACTOR, math.floor(width / beta / FACTOR) * FACTOR)
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
     elif h_bar * w_bar < min_pixels:
         beta = math.sqrt(min_pixels / (height * width))
-        h_bar = math.ceil(height * beta / FACTOR) * FACTOR
-        w_bar = math.ceil(width * beta / FACTOR) * FACTOR
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
     return h_bar, w_bar
 
 
@@ -529,18 +581,30 @@ def load(
     min_frames: int = 4,
     min_pixels: int = DEFAULT_MIN_PIXELS,
     audio_window_s: float | None = AUDIO_WINDOW_S,
+    frame_factor: int = DEFAULT_FRAME_FACTOR,
     threads: int | None = None,
 ) -> Media:
     """Decode a video file into the frames and audio the model is given (see the module docstring).
 
     `max_frames`, `max_pixels` (per frame), `fps`, `min_frames` and `min_pixels` follow qwen-omni-utils;
     `audio=False` skips the audio track; `audio_window_s` is the processor's audio window (None keeps
-    all audio); `threads` is the number of video decoding threads (None: one per core). Raises `MediaError`
-    naming the file for anything unreadable.
+    all audio); `frame_factor` is what frame sides are multiples of (28 = the readers' default
+    image_patch_size 14, 32 = image_patch_size 16); `threads` is the number of video decoding threads
+    (None: one per core). Settings are checked by `SamplingConfig` (ValueError naming the bad one);
+    raises `MediaError` naming the file for anything unreadable.
     """
     import av
 
     global _warned_dropped
+    SamplingConfig(
+        fps=fps,
+        max_frames=max_frames,
+        min_frames=min_frames,
+        max_pixels=max_pixels,
+        min_pixels=min_pixels,
+        audio_window_s=audio_window_s,
+        frame_factor=frame_factor,
+    )
     path = Path(path)
     if threads is not None and threads < 1:
         raise ValueError(f"threads={threads}: decoding needs at least 1 thread (None: one per core)")
@@ -561,7 +625,9 @@ def load(
                 height, width = stream.codec_context.height, stream.codec_context.width
                 if not height or not width:
                     raise MediaError(f"{path}: the video stream has no frame size")
-                size = frame_size(height, width, count, max_pixels=max_pixels, min_pixels=min_pixels)
+                size = frame_size(
+                    height, width, count, max_pixels=max_pixels, min_pixels=min_pixels, factor=frame_factor
+                )
                 chosen = _choose(index, count)
             decoders = _cores() if threads is None else threads
             frames = _decode_frames(path, index, chosen, (height, width), size, decoders)

@@ -5,10 +5,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from omnisift import CompressionConfig
-from omnisift.evaluation.inputs import Protocol
 from omnisift.evaluation.loading import load_model
 from omnisift.evaluation.results import read_rows
 from omnisift.evaluation.runner import EvalConfig, run_eval
+from omnisift.inputs import Protocol
 from omnisift.models.qwen2_5_omni.fixtures import tiny_omni_model, tiny_processor
 from omnisift.selector import VisionGuidedAudioSelector
 

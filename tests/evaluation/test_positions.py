@@ -3,7 +3,7 @@
 SPEC 4: the published evaluation capped videos at 256 frames but let the processor assume 2 fps, so for
 a 300 s clip the last frame (at ~299 s) got the temporal position of second 127. Here a synthetic 300 s,
 25 fps clip sampled as `omnisift.media.load` samples it (the published indices, the rate they imply) goes
-through `encode_sample` and the model's own `get_rope_index`.
+through `omnisift.inputs.encode` and the model's own `get_rope_index`.
 """
 
 from dataclasses import replace
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from omnisift.evaluation.inputs import Protocol, encode_sample
+from omnisift.inputs import Protocol, encode
 from omnisift.media import Media, SamplingConfig, frame_count
 from omnisift.models.qwen2_5_omni.fixtures import (
     AUDIO_ID,
@@ -49,7 +49,7 @@ def _synthetic_video() -> Media:
 def _t_positions(video: Media):
     processor = tiny_processor(audio_chunk_length=int(SECONDS))
     sampling = SamplingConfig(min_pixels=TINY_MIN_PIXELS, max_pixels=TINY_MAX_PIXELS)
-    inputs = encode_sample(processor, video, "What happens?", Protocol(sampling=sampling))
+    inputs = encode(processor, video, "What happens?", Protocol(sampling=sampling))
     model = tiny_thinker()
     positions, _ = model.model.get_rope_index(
         inputs["input_ids"],

@@ -5,12 +5,12 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 from evaluation_helpers import with_compression
 
-from omnisift.evaluation.inputs import Protocol
 from omnisift.evaluation.judge import JudgeError, OpenAICompatibleJudge, parse_verdict
 from omnisift.evaluation.report import collect_runs, format_table, write_report
 from omnisift.evaluation.results import ResultWriter, merge_rows, read_rows
 from omnisift.evaluation.runner import EvalConfig, run_eval
 from omnisift.evaluation.scoring import Verdict, score_rows
+from omnisift.inputs import Protocol
 
 
 def _row(i, status="ok", correct=False, choice="A", duration="short", video=(10, 5), audio=(20, 10)):

@@ -9,11 +9,11 @@ from evaluation_helpers import with_compression
 from omnisift.evaluation import runner
 from omnisift.evaluation.benchmarks import QuestionFileError, load_benchmark
 from omnisift.evaluation.cli import main
-from omnisift.evaluation.inputs import Protocol
 from omnisift.evaluation.report import write_report
 from omnisift.evaluation.results import ResultFileError, RunMetaMismatch, read_rows
 from omnisift.evaluation.run_identity import claim_run
 from omnisift.evaluation.runner import EvalConfig, run_eval
+from omnisift.inputs import Protocol
 from omnisift.media import SamplingConfig
 
 FAST = Protocol(max_new_tokens=3)
@@ -151,10 +151,10 @@ def test_media_paths_outside_the_media_root_are_refused(name, row, tmp_path, med
     [
         (["--limit", "-1"], "--limit must be at least 1"),
         (["--limit", "0"], "--limit must be at least 1"),
-        (["--fps", "0"], "--fps must be a positive number"),
-        (["--fps", "-2"], "--fps must be a positive number"),
-        (["--max-frames", "0"], "--max-frames must be at least 1"),
-        (["--max-new-tokens", "0"], "--max-new-tokens must be at least 1"),
+        (["--fps", "0"], "fps=0.0 is not allowed: a finite number > 0"),
+        (["--fps", "-2"], "fps=-2.0 is not allowed: a finite number > 0"),
+        (["--max-frames", "0"], "max_frames=0 is not allowed: a whole number >= 2"),
+        (["--max-new-tokens", "0"], "max_new_tokens=0 is not allowed: a whole number >= 1"),
         (["--batch-size", "0"], "--batch-size must be at least 1"),
         (["--questions", "EMPTY"], "holds no questions"),
     ],

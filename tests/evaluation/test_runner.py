@@ -3,12 +3,12 @@ import json
 import pytest
 from evaluation_helpers import with_compression
 
-from omnisift.evaluation.inputs import Protocol
 from omnisift.evaluation.loading import load_model
 from omnisift.evaluation.report import collect_runs
 from omnisift.evaluation.results import RunMetaMismatch, merge_rows, read_rows
 from omnisift.evaluation.runner import EvalConfig, run_eval
 from omnisift.evaluation.scoring import score_rows
+from omnisift.inputs import Protocol
 
 FAST = Protocol(max_new_tokens=3)
 

@@ -498,9 +498,9 @@ def qwen3_media(tmp_path_factory):
 
 
 def test_evaluation_end_to_end(qwen3_media, tmp_path) -> None:
-    from omnisift.evaluation.inputs import Protocol
     from omnisift.evaluation.results import read_rows
     from omnisift.evaluation.runner import EvalConfig, run_eval
+    from omnisift.inputs import Protocol
 
     config = EvalConfig(
         benchmark="worldsense",

@@ -4,10 +4,10 @@ from pathlib import Path
 import pytest
 from training_helpers import CachedDataset
 
+from omnisift.inputs import Protocol, effective_protocol
 from omnisift.models.qwen2_5_omni.fixtures import tiny_processor
 from omnisift.testing.clips import make_clip
 from omnisift.training import ConversationDataset, load_examples
-from omnisift.training.data import tiny_protocol
 
 ROWS = [
     ("clip0.mp4", 3.0, 300.0, "<video>\nWhat do you hear?", "A low tone."),
@@ -62,7 +62,9 @@ def processor():
 
 @pytest.fixture(scope="session")
 def dataset(media, processor) -> ConversationDataset:
-    return ConversationDataset(load_examples(media / "data.jsonl"), processor, tiny_protocol())
+    return ConversationDataset(
+        load_examples(media / "data.jsonl"), processor, effective_protocol(Protocol(), "tiny")
+    )
 
 
 @pytest.fixture(scope="session")

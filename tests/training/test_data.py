@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from omnisift.evaluation.inputs import Protocol, encode_sample
+from omnisift.inputs import Protocol, effective_protocol, encode, load_video
 from omnisift.training import (
     IGNORE_INDEX,
     DataError,
@@ -13,7 +13,6 @@ from omnisift.training import (
     collate_examples,
     load_examples,
 )
-from omnisift.training.data import tiny_protocol
 
 
 def _write(path, rows):
@@ -93,8 +92,8 @@ def test_labels_cover_only_the_answer_and_the_prompt_is_the_evaluation_prompt(da
     assert processor.tokenizer.decode(ids[labelled]) == example.answer + "<|im_end|>"
     assert torch.equal(labels[labelled], ids[labelled])
     # Everything before is what evaluation sends for the same video and prompt.
-    protocol = tiny_protocol(Protocol())
-    reference = encode_sample(processor, protocol.sampling.load(example.media), example.prompt, protocol)
+    protocol = effective_protocol(Protocol(), "tiny")
+    reference = encode(processor, load_video(example.media, protocol), example.prompt, protocol)
     assert torch.equal(ids[: len(ids) - len(answer_ids)], reference["input_ids"][0])
     assert processor.tokenizer.decode(ids[: len(ids) - len(answer_ids)]).endswith("<|im_start|>assistant\n")
     assert torch.equal(item["pixel_values_videos"], reference["pixel_values_videos"])
@@ -130,7 +129,7 @@ def test_sample_without_audio_is_refused(tmp_path, processor):
     from omnisift.training import ConversationDataset
 
     data = _write(tmp_path / "d.jsonl", [_row(video="silent.mp4")])
-    dataset = ConversationDataset(load_examples(data), processor, tiny_protocol())
+    dataset = ConversationDataset(load_examples(data), processor, effective_protocol(Protocol(), "tiny"))
     with pytest.raises(MediaError, match="no audio track"):
         dataset[0]
 

@@ -42,7 +42,7 @@ __all__ = [
 _LAZY = {
     "EvalConfig": "omnisift.evaluation.runner",
     "run_eval": "omnisift.evaluation.runner",
-    "Protocol": "omnisift.evaluation.inputs",
+    "Protocol": "omnisift.inputs",
     "OpenAICompatibleJudge": "omnisift.evaluation.judge",
     "write_report": "omnisift.evaluation.report",
 }

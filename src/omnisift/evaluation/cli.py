@@ -154,7 +154,7 @@ def compression_from_args(args: argparse.Namespace) -> Any:
 def _eval_config(args: argparse.Namespace):
     from ..media import SamplingConfig
     from .benchmarks import find_questions_file
-    from .inputs import Protocol
+    from ..inputs import Protocol
     from .runner import EvalConfig
 
     questions = args.questions or find_questions_file(args.benchmark, args.media_root)

@@ -24,7 +24,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -33,12 +33,11 @@ import torch
 
 from .._extras import require
 from ..config import CompressionConfig
+from ..inputs import Protocol, collate, count_media_tokens, effective_protocol, encode, load_video
 from ..media import Media, MediaError, configure_worker_threads
 from ..methods import method_settings
-from ..models import adapter_for_tiny
 from .benchmarks import Question, canonical_name, check_media, load_benchmark
 from .choices import extract_choice
-from .inputs import Protocol, collate, count_media_tokens, encode_sample
 from .loading import LoadedModel, is_tiny, load_model
 from .results import ResultWriter, finished_ids, merge_rows, read_rows, shard_path
 from .run_identity import claim_run, describe, file_sha256
@@ -100,8 +99,8 @@ OPERATIONAL_FIELDS = frozenset(
 
 
 def check_config(config: EvalConfig) -> None:
-    """Refuse values that would silently run something else than asked, before any work starts."""
-    sampling = config.protocol.sampling
+    """Refuse values that would silently run something else than asked, before any work starts (the
+    protocol's own settings are checked where they are defined: `Protocol`, `SamplingConfig`)."""
     problems = []
     if config.limit is not None and config.limit < 1:
         problems.append(f"--limit must be at least 1 (got {config.limit}); leave it out for every question")
@@ -109,17 +108,6 @@ def check_config(config: EvalConfig) -> None:
         problems.append(f"--batch-size must be at least 1 (got {config.batch_size})")
     if config.workers < 0:
         problems.append(f"--workers must be 0 or more (got {config.workers})")
-    if not config.protocol.max_new_tokens >= 1:
-        problems.append(f"--max-new-tokens must be at least 1 (got {config.protocol.max_new_tokens})")
-    if not (sampling.fps > 0 and sampling.fps < float("inf")):
-        problems.append(f"--fps must be a positive number (got {sampling.fps})")
-    if not sampling.max_frames >= 1:
-        problems.append(f"--max-frames must be at least 1 (got {sampling.max_frames})")
-    if not 0 < sampling.min_pixels <= sampling.max_pixels:
-        problems.append(
-            f"pixel bounds must satisfy 0 < --min-pixels <= --max-pixels "
-            f"(got {sampling.min_pixels}, {sampling.max_pixels})"
-        )
     if problems:
         raise ValueError("; ".join(problems))
 
@@ -164,14 +152,6 @@ def default_run_name(model: str, compression: CompressionConfig | None) -> str:
         else f"v{compression.video_drop:g}-a{compression.audio_drop:g}"
     )
     return f"{tag}__" + "-".join([method.name, *changed, budget])
-
-
-def _effective_protocol(config: EvalConfig) -> Protocol:
-    if not is_tiny(config.model):
-        return config.protocol
-    low, high = adapter_for_tiny(config.model).tiny_pixel_bounds
-    sampling = replace(config.protocol.sampling, min_pixels=low, max_pixels=high)
-    return replace(config.protocol, sampling=sampling)
 
 
 def identity_of(config: EvalConfig, protocol: Protocol) -> dict[str, Any]:
@@ -269,7 +249,7 @@ def _prepare(
     bf16. Failures become the questions' error reasons."""
     start = time.perf_counter()
     try:
-        video = protocol.sampling.load(questions[0].media, audio=protocol.use_audio, threads=threads)
+        video = load_video(questions[0].media, protocol, threads=threads)
     except MediaError as exc:
         return [_Prepared(q, error=str(exc), decode_s=time.perf_counter() - start) for q in questions]
     decode_s = time.perf_counter() - start
@@ -279,7 +259,7 @@ def _prepare(
         prepared = _Prepared(question, video=info, decode_s=decode_s if i == 0 else 0.0)
         start = time.perf_counter()
         try:
-            inputs = encode_sample(processor, video, question.prompt, protocol)
+            inputs = encode(processor, video, question.prompt, protocol)
             for key in ("pixel_values_videos", "input_features"):
                 if key in inputs and inputs[key].is_floating_point():
                     inputs[key] = inputs[key].to(dtype)
@@ -442,7 +422,7 @@ def _generate(loaded: LoadedModel, items: list[_Prepared], protocol: Protocol) -
 
 
 def generate_batch(loaded: LoadedModel, inputs: list[dict[str, Any]], protocol: Protocol) -> dict[str, Any]:
-    """Generate for encoded samples (`encode_sample` outputs that agree on audio use) exactly as a run
+    """Generate for encoded samples (`omnisift.inputs.encode` outputs that agree on audio use) exactly as a run
     does: texts, per-sample token counts before/after compression, new-token counts and timings.
     For other harnesses (`omnisift.lmms_eval`), so their answers are the ones `omnisift eval` gives."""
     return _generate(loaded, [_Prepared(question=None, inputs=x) for x in inputs], protocol)  # type: ignore[arg-type]
@@ -547,7 +527,7 @@ def run_eval(config: EvalConfig, loaded: LoadedModel | None = None) -> RunOutcom
     """Evaluate one benchmark shard; resumes from rows already on disk. `loaded` reuses a model."""
     benchmark = canonical_name(config.benchmark)
     rank, world = resolve_shard(config.shard, config.num_shards)
-    protocol = _effective_protocol(config)
+    protocol = effective_protocol(config.protocol, config.model)
     compression = config.compression
     check_config(config)
     questions = load_benchmark(benchmark, config.questions, config.media_root)
@@ -614,11 +594,7 @@ def _evaluate(
     """Prefetch media, batch, generate and write rows for the questions still to do."""
     if loaded.random_weights:
         logger.warning("model %s has RANDOM WEIGHTS: scores are meaningless (demo/test only)", loaded.label)
-    extractor = getattr(loaded.processor, "feature_extractor", None)
-    run_protocol = protocol
-    if extractor is not None:  # cut audio where this processor's window ends (300 s for Qwen2.5-Omni)
-        window = replace(protocol.sampling, audio_window_s=extractor.n_samples / extractor.sampling_rate)
-        run_protocol = replace(protocol, sampling=window)
+    run_protocol = effective_protocol(protocol, config.model, loaded.processor)  # + the processor's window
     benchmark = canonical_name(config.benchmark)
 
     tally = _Tally(previous)

@@ -6,7 +6,7 @@ method attached, answering through the same media pipeline and generation call a
         --tasks omnisift_dailyomni --include_path $(python -m omnisift.lmms_eval tasks) --batch_size 4
 
 Each request's video is decoded with `omnisift.media` (the published protocol: 2 fps, at most 256
-frames, the audio track interleaved), encoded with `omnisift.evaluation.inputs`, batched and generated
+frames, the audio track interleaved), encoded with `omnisift.inputs`, batched and generated
 with `omnisift.evaluation.runner.generate_batch`. The kept fraction of each sample and its share of
 the selection time go to the task (`omnisift.lmms_eval.stats`), to lmms-eval's per-request token
 counts, and to lmms-eval's throughput summary (`avg_kept_fraction`, `avg_select_seconds`).
@@ -25,11 +25,11 @@ from lmms_eval.api.instance import GenerationResult, Instance, TokenCounts
 from lmms_eval.api.model import lmms
 from lmms_eval.models.model_utils.gen_metrics import log_metrics
 
-from omnisift.evaluation.inputs import Protocol, encode_sample
 from omnisift.evaluation.loading import load_model
 from omnisift.evaluation.runner import generate_batch
+from omnisift.inputs import Protocol, effective_protocol, encode, load_video
 from omnisift.lmms_eval import stats
-from omnisift.lmms_eval.settings import ModelSettings, identity, parse_model_args, run_protocol
+from omnisift.lmms_eval.settings import ModelSettings, identity, parse_model_args
 from omnisift.media import Media, MediaError
 
 __all__ = ["OmniSIFT"]
@@ -65,7 +65,9 @@ class OmniSIFT(lmms):
             self.settings.processor,
             self.settings.attn_implementation,
         )
-        self.protocol = run_protocol(self.settings.pretrained, self.settings.protocol, self.loaded.processor)
+        self.protocol = effective_protocol(
+            self.settings.protocol, self.settings.pretrained, self.loaded.processor
+        )
         self.batch_size = self.settings.batch_size
         self.task_dict: dict[str, Any] = {}
         self._decoded: dict[str, Media] = {}
@@ -140,8 +142,8 @@ class OmniSIFT(lmms):
         path = self._video_of(request)
         if path not in decoded:
             decoded.clear()
-            decoded[path] = protocol.sampling.load(path, audio=protocol.use_audio)
-        inputs = encode_sample(self.loaded.processor, decoded[path], request.args[0], protocol)
+            decoded[path] = load_video(path, protocol)
+        inputs = encode(self.loaded.processor, decoded[path], request.args[0], protocol)
         dtype = next(self.loaded.thinker.parameters()).dtype
         for key in ("pixel_values_videos", "input_features"):
             if key in inputs and inputs[key].is_floating_point():

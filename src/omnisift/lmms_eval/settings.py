@@ -13,14 +13,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from omnisift.config import CompressionConfig
-from omnisift.evaluation.inputs import Protocol
 from omnisift.evaluation.loading import NO_COMPRESSION
-from omnisift.loading import is_tiny
+from omnisift.inputs import Protocol
 from omnisift.media import SamplingConfig
 from omnisift.methods import parse_method_params
-from omnisift.models import adapter_for_tiny
 
-__all__ = ["ModelSettings", "parse_model_args", "run_protocol"]
+__all__ = ["ModelSettings", "parse_model_args"]
 
 _SAMPLING_KEYS = ("fps", "max_frames", "min_pixels", "max_pixels")
 _KNOWN = {
@@ -156,19 +154,6 @@ def parse_model_args(args: dict[str, Any]) -> ModelSettings:
         processor=args.get("processor") or None,
         attn_implementation=str(args.get("attn_implementation", "sdpa")),
     )
-
-
-def run_protocol(pretrained: str, protocol: Protocol, processor: Any) -> Protocol:
-    """The protocol `omnisift eval` runs with: fixture pixel bounds on a fixture model, and audio cut
-    where the processor's window ends (300 s for Qwen2.5-Omni)."""
-    if is_tiny(pretrained):
-        low, high = adapter_for_tiny(pretrained).tiny_pixel_bounds
-        protocol = replace(protocol, sampling=replace(protocol.sampling, min_pixels=low, max_pixels=high))
-    extractor = getattr(processor, "feature_extractor", None)
-    if extractor is not None:
-        window = extractor.n_samples / extractor.sampling_rate
-        protocol = replace(protocol, sampling=replace(protocol.sampling, audio_window_s=window))
-    return protocol
 
 
 def identity(settings: ModelSettings) -> str:

@@ -82,6 +82,11 @@ class ModelAdapter(ABC):
     """Names that load this family's random-weight fixture (`load_model("tiny")`)."""
     tiny_pixel_bounds: ClassVar[tuple[int, int]] = (0, 0)
     """Frame pixel bounds (min, max) the fixtures' processor expects."""
+    frame_factor: ClassVar[int] = 28
+    """What the family's published reader resizes frame sides to multiples of (patch x spatial merge of the
+    reader's `image_patch_size`); `omnisift.inputs` passes it to `omnisift.media.load`."""
+    audio_window_s: ClassVar[float | None] = None
+    """Seconds of audio the family's processor keeps (None: it cuts nothing)."""
     audio_tokens_per_second: ClassVar[float] = 0.0
     position_ids_per_second: ClassVar[float] = 0.0
     filtered_inputs: ClassVar[tuple[str, ...]] = ()

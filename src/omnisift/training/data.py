@@ -17,15 +17,15 @@ import json
 import logging
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from ..evaluation.inputs import Protocol, collate, encode_sample
-from ..media import MediaError, SamplingConfig, configure_worker_threads
+from ..inputs import Protocol, collate, encode, load_video
+from ..media import MediaError, configure_worker_threads
 
 __all__ = [
     "IGNORE_INDEX",
@@ -209,7 +209,7 @@ class ConversationDataset(Dataset):
 
     def _encode(self, example: Example) -> dict[str, Any]:
         try:
-            video = self.protocol.sampling.load(example.media, threads=self.threads)
+            video = load_video(example.media, self.protocol, threads=self.threads)
         except MediaError as exc:
             raise MediaError(f"{exc} (data line {example.line})") from exc
         if video.audio is None or video.audio.size == 0:
@@ -217,7 +217,7 @@ class ConversationDataset(Dataset):
                 f"{example.media} (data line {example.line}) has no audio track: OmniSIFT training needs videos "
                 "with their audio (the selector scores the audio tokens against the video)"
             )
-        inputs = encode_sample(self.processor, video, example.prompt, self.protocol)
+        inputs = encode(self.processor, video, example.prompt, self.protocol)
         out = append_answer(inputs, self.answer_ids(example.answer))
         length = out["input_ids"].shape[1]
         if self.max_length is not None and length > self.max_length:
@@ -276,13 +276,3 @@ class StreamSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return self.total
-
-
-def tiny_protocol(protocol: Protocol | None = None, model: str = "tiny") -> Protocol:
-    """The protocol with a fixture processor's pixel bounds (what evaluation uses for `--model tiny`)."""
-    from ..models import adapter_for_tiny
-
-    low, high = adapter_for_tiny(model).tiny_pixel_bounds
-    protocol = protocol or Protocol()
-    sampling: SamplingConfig = replace(protocol.sampling, min_pixels=low, max_pixels=high)
-    return replace(protocol, sampling=sampling)

@@ -41,6 +41,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .._extras import require
 from ..config import CompressionConfig
+from ..inputs import Protocol, effective_protocol
 from ..loading import is_tiny, load_model
 from ..selector import (
     CHECKPOINT_PREFIX,
@@ -56,7 +57,6 @@ from .data import (
     check_media,
     collate_examples,
     load_examples,
-    tiny_protocol,
     worker_init,
 )
 from .module import RECIPES, OmniSIFTTrainingModule, apply_recipe, check_trainable, trainable_parameters
@@ -589,7 +589,7 @@ def train(
     if dataset is None:
         if processor is None:
             raise ValueError("pass a processor with a custom model")
-        protocol = tiny_protocol(model=config.model) if is_tiny(config.model) else None
+        protocol = effective_protocol(Protocol(), config.model, processor)
         dataset = ConversationDataset(examples, processor, protocol, max_length=config.max_length)
 
     module_init = OmniSIFTTrainingModule(

@@ -57,6 +57,8 @@ class Qwen25OmniAdapter(ModelAdapter):
     processor_class = "Qwen2_5OmniProcessor"
     tiny_names = ("tiny", "tiny-qwen2.5-omni")
     tiny_pixel_bounds = (28 * 28 * 4, 28 * 28 * 16)
+    frame_factor = 28  # vision patch 14 x spatial merge 2
+    audio_window_s = 300.0  # the processor pads or cuts audio to 4.8 M samples at 16 kHz
     audio_tokens_per_second = 25.0
     position_ids_per_second = 25.0
     loads_without_talker: ClassVar[dict[str, Any]] = {"enable_audio_output": False}

@@ -4,7 +4,8 @@ No weights can be downloaded, so every test builds its model, processor and medi
 Qwen2.5-Omni thinker small enough for a 2-core CPU, a processor assembled from the real transformers
 5.23 image/video/audio processors plus a byte-level tokenizer that carries the real special-token ids,
 synthetic clips (moving frames plus a tone) written with PyAV, and a helper that turns clips into
-model inputs with the video's own audio track interleaved (``use_audio_in_video`` semantics).
+model inputs with the video's own audio track interleaved (``use_audio_in_video`` semantics), through
+``omnisift.inputs``.
 
 5.23 answer: full-model ``generate(..., return_audio=False)`` fails (ValueError: unused model_kwargs ['return_audio']); ``generation_mode="text"`` works only with a talker and a speaker entry, so use ``model.thinker.generate``.
 """
@@ -27,7 +28,8 @@ from transformers import (
     Qwen2Tokenizer,
 )
 
-from ...media import Media, load
+from ...inputs import Protocol, effective_protocol, encode_batch, load_video
+from ...media import Media, SamplingConfig
 from ...testing.processors import byte_level_tokenizer, greedy_by_default, omni_processor, quiet_transformers
 from .adapter import Qwen25OmniAdapter
 
@@ -343,30 +345,7 @@ def tiny_processor(
     )
 
 
-# --------------------------------------------------------------------------------------------------
-# Media
-# --------------------------------------------------------------------------------------------------
-
-
-# --------------------------------------------------------------------------------------------------
-# Model inputs
-# --------------------------------------------------------------------------------------------------
-
 ClipLike = str | Path | Media
-
-
-def build_conversation(prompt: str, system: str | None = None, video: Any = "video") -> list[dict[str, Any]]:
-    """One user turn holding the video then the prompt, as the published evaluation sends it.
-
-    Without ``system`` the chat template inserts its default system turn.
-    """
-    messages: list[dict[str, Any]] = []
-    if system is not None:
-        messages.append({"role": "system", "content": [{"type": "text", "text": system}]})
-    messages.append(
-        {"role": "user", "content": [{"type": "video", "video": video}, {"type": "text", "text": prompt}]}
-    )
-    return messages
 
 
 def processor_inputs(
@@ -376,101 +355,37 @@ def processor_inputs(
     *,
     fps: float = 2.0,
     max_frames: int = 256,
-    min_frames: int = 4,
     use_audio: bool = True,
-    system: str | None = None,
     size: dict[str, int] | None = None,
-    cap_pixels_per_frame: bool = True,
     per_sample: bool = False,
 ) -> BatchFeature:
-    """Model inputs for one or several clips (one video and one prompt per sample, left padded).
+    """Model inputs for one or several clips (one video and one prompt per sample, left padded), through
+    `omnisift.inputs` (the road evaluation and training take), within the processor's per-frame pixel
+    bounds (or `size`: `{"shortest_edge": ..., "longest_edge": ...}`).
 
-    Clips are decoded by ``omnisift.media.load`` (the one media pipeline: published frame indices, the
-    rate those frames really have, channels averaged), within the processor's per-frame pixel bounds
-    (or ``size``: ``{"shortest_edge": ..., "longest_edge": ...}``). With ``use_audio`` each clip's own
-    audio track is interleaved into its video placeholder (5.23: ``load_audio_from_video=True`` with
-    ``audio=[...]`` and ``audio_from_video_indices``); then call
-    ``thinker(**inputs, use_audio_in_video=True)`` — the flag is not part of the returned dict.
-    The processor takes one fps per call, so clips sampled at different rates are processed one by
-    one and collated with ``omnisift.evaluation.inputs.collate`` (``per_sample=True`` forces that path).
+    With `use_audio` each clip's own audio track is interleaved into its video placeholder; then call
+    `thinker(**inputs, use_audio_in_video=True)`: the flag is not part of the returned dict (use
+    `omnisift.inputs.prepare_inputs` for inputs that carry it). Clips sampled at different rates are
+    encoded one by one and collated (`per_sample=True` forces that path).
     """
-    clip_list = [videos] if isinstance(videos, (str, Path, Media)) else list(videos)
-    prompts = [prompt] * len(clip_list) if isinstance(prompt, str) else list(prompt)
-    if not clip_list:
+    clips = [videos] if isinstance(videos, (str, Path, Media)) else list(videos)
+    prompts = [prompt] * len(clips) if isinstance(prompt, str) else list(prompt)
+    if not clips:
         raise ValueError("no videos given")
-    if len(prompts) != len(clip_list):
-        raise ValueError(f"{len(clip_list)} videos but {len(prompts)} prompts")
-
-    sample_rate = int(processor.feature_extractor.sampling_rate)
+    if len(prompts) != len(clips):
+        raise ValueError(f"{len(clips)} videos but {len(prompts)} prompts")
     bounds = size or getattr(processor, "videos_kwargs", {}).get("size") or processor.video_processor.size
-    clips = [
-        clip
-        if isinstance(clip, Media)
-        else load(
-            clip,
-            fps=fps,
-            max_frames=max_frames,
-            min_frames=min_frames,
-            min_pixels=bounds["shortest_edge"],
-            max_pixels=bounds["longest_edge"],
-            audio=use_audio,
-            audio_window_s=None,
-        )
-        for clip in clip_list
-    ]
+    sampling = SamplingConfig(
+        fps=fps, max_frames=max_frames, min_pixels=bounds["shortest_edge"], max_pixels=bounds["longest_edge"]
+    )
+    protocol = effective_protocol(Protocol(use_audio=use_audio, sampling=sampling), processor=processor)
+    decoded = [clip if isinstance(clip, Media) else load_video(clip, protocol) for clip in clips]
     if use_audio:
-        for i, clip in enumerate(clips):
+        for i, clip in enumerate(decoded):
             if clip.audio is None or clip.audio.size == 0:
                 raise ValueError(
                     f"clip {i} has no audio track; use_audio_in_video needs audio for every video of the batch"
                 )
-            if clip.audio_rate != sample_rate:
-                raise ValueError(
-                    f"clip {i} audio is at {clip.audio_rate} Hz, the processor expects {sample_rate}"
-                )
-            limit = processor.feature_extractor.n_samples
-            if clip.audio.size > limit:
-                logger.warning(
-                    "clip %d: audio of %.1f s exceeds the feature extractor window of %.1f s and will be "
-                    "truncated; audio and video positions will disagree past that point",
-                    i,
-                    clip.audio.size / sample_rate,
-                    limit / sample_rate,
-                )
-    texts = [
-        processor.apply_chat_template(
-            build_conversation(p, system), tokenize=False, add_generation_prompt=True
-        )
-        for p in prompts
-    ]
-
-    videos_kwargs: dict[str, Any] = {"do_sample_frames": False, "cap_pixels_per_frame": cap_pixels_per_frame}
-    if size is not None:
-        videos_kwargs["size"] = dict(size)
-
-    def run(idx: list[int]) -> BatchFeature:
-        kwargs: dict[str, Any] = {
-            "text": [texts[i] for i in idx],
-            "videos": [clips[i].frames for i in idx],
-            "fps": clips[idx[0]].fps,
-            "videos_kwargs": dict(videos_kwargs),
-            "padding": True,
-            "return_tensors": "pt",
-        }
-        if use_audio:
-            kwargs["audio"] = [clips[i].audio for i in idx]
-            kwargs["audio_from_video_indices"] = list(range(len(idx)))
-            kwargs["load_audio_from_video"] = True
-        return processor(**kwargs)
-
-    rates = {round(c.fps, 9) for c in clips}
-    if len(rates) == 1 and not per_sample:
-        out = run(list(range(len(clips))))
-    else:
-        from ...evaluation.inputs import collate
-
-        parts = [{**run([i]), "use_audio_in_video": use_audio} for i in range(len(clips))]
-        out = BatchFeature(collate(parts, pad_id=processor.tokenizer.pad_token_id))
-        out.pop("use_audio_in_video")
-    out["video_second_per_grid"] = torch.as_tensor(out["video_second_per_grid"], dtype=torch.float32)
+    out = BatchFeature(encode_batch(processor, decoded, prompts, protocol, per_sample=per_sample))
+    out.pop("use_audio_in_video")
     return out

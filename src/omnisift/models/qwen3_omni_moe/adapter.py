@@ -77,6 +77,11 @@ class Qwen3OmniMoeAdapter(ModelAdapter):
     processor_class = "Qwen3OmniMoeProcessor"
     tiny_names = ("tiny-qwen3-omni",)
     tiny_pixel_bounds = (32 * 32 * 4, 32 * 32 * 16)
+    frame_factor = 28
+    """The model card's reader (`process_mm_info`, default `image_patch_size=14`) gives frames in multiples of
+    28, which the processor (vision patch 16) resizes to multiples of 32; `SamplingConfig(frame_factor=32)`
+    matches the reader called with `image_patch_size=16` instead."""
+    audio_window_s = None  # the 5.23 processor calls its feature extractor with truncation off
     audio_tokens_per_second = 13.0
     position_ids_per_second = 13.0
     filtered_inputs = ("visual_pos_masks", "deepstack_visual_embeds")
