@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from omnisift.inputs import effective_protocol
-from omnisift.lmms_eval.settings import identity, parse_model_args
+from omnisift.lmms_eval.settings import identity, parse_model_args, protocol_for
 from omnisift.loading import load_model
 from omnisift.models import adapter_for_tiny
 
@@ -78,3 +78,15 @@ def test_effective_protocol_uses_fixture_pixel_bounds_and_the_audio_window() -> 
     extractor = loaded.processor.feature_extractor
     assert (protocol.sampling.min_pixels, protocol.sampling.max_pixels) == (low, high)
     assert protocol.sampling.audio_window_s == extractor.n_samples / extractor.sampling_rate
+
+
+def test_a_preset_follows_the_task_and_single_settings_override_it() -> None:
+    settings = parse_model_args({"pretrained": "tiny", "protocol": "seats", "fps": 1})
+    daily = protocol_for(settings, "omnisift_dailyomni")
+    mme = protocol_for(settings, "omnisift_videomme")
+    assert (daily.sampling.max_frames, mme.sampling.max_frames) == (128, 768)
+    assert daily.sampling.fps == mme.sampling.fps == 1.0 and daily.max_new_tokens == 32
+    assert daily.system_prompt is not None and mme.system_prompt is None
+    assert '"preset": "seats"' in identity(settings)
+    with pytest.raises(ValueError, match="protocol='nope' is not allowed"):
+        parse_model_args({"pretrained": "tiny", "protocol": "nope"})

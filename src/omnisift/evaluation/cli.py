@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 
 def add_eval_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from ..protocols import PRESETS
     from .benchmarks import BENCHMARKS
 
     p = subparsers.add_parser(
@@ -73,8 +74,8 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
     p.add_argument(
         "--max-new-tokens",
         type=int,
-        default=1024,
-        help="answer length cap (default 1024: the limit the published answers really had, SPEC 7)",
+        help="answer length cap (default: the preset's; omnisift-paper: 1024, the limit the published "
+        "answers really had)",
     )
     p.add_argument("--limit", type=int, help="only the first N questions")
     p.add_argument("--skip-missing", action="store_true", help="skip questions whose video is missing")
@@ -82,15 +83,30 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
     p.add_argument("--shard", type=int, help="this process's shard (default: $RANK or 0)")
     p.add_argument("--num-shards", type=int, help="number of shards (default: $WORLD_SIZE or 1)")
     p.add_argument(
-        "--system-prompt", help="send this system turn (default: none; the chat template's default)"
+        "--protocol",
+        default="omnisift-paper",
+        choices=list(PRESETS),
+        help="a paper's evaluation protocol (pixels per frame, frame cap, fps, system prompt, answer cap, "
+        "unparsable answers); the options below override single settings (default: omnisift-paper)",
+    )
+    p.add_argument(
+        "--system-prompt",
+        help="send this system turn (default: the preset's; omnisift-paper: the template's)",
     )
     p.add_argument("--no-audio", action="store_true", help="leave the audio track out")
-    p.add_argument("--fps", type=float, default=2.0, help="frame sampling rate (default 2)")
-    p.add_argument("--max-frames", type=int, default=256)
+    p.add_argument("--fps", type=float, help="frame sampling rate (default: the preset's; omnisift-paper: 2)")
+    p.add_argument("--max-frames", type=int, help="frame cap (default: the preset's; omnisift-paper: 256)")
     p.add_argument(
-        "--max-pixels", type=int, default=256 * 28 * 28, help="per-frame pixel cap (default 256*28*28)"
+        "--max-pixels",
+        type=int,
+        help="per-frame pixel cap (default: the preset's; omnisift-paper: 256*28*28)",
     )
-    p.add_argument("--min-pixels", type=int, default=128 * 28 * 28)
+    p.add_argument("--min-pixels", type=int, help="per-frame pixel floor (default 128*28*28)")
+    p.add_argument(
+        "--unparsable",
+        choices=["wrong", "random"],
+        help="what an answer naming no option scores as (default: the preset's; omnisift-paper: wrong)",
+    )
     p.add_argument("--device", help="e.g. cuda:0 or cpu (default: cuda:$LOCAL_RANK if available)")
     p.add_argument("--dtype", default="auto", help="bfloat16 | float16 | float32 | auto")
     p.add_argument(
@@ -152,20 +168,22 @@ def compression_from_args(args: argparse.Namespace) -> Any:
 
 
 def _eval_config(args: argparse.Namespace):
-    from ..media import SamplingConfig
+    from ..protocols import preset_protocol
     from .benchmarks import find_questions_file
-    from ..inputs import Protocol
     from .runner import EvalConfig
 
     questions = args.questions or find_questions_file(args.benchmark, args.media_root)
-    sampling = SamplingConfig(
-        fps=args.fps, max_frames=args.max_frames, max_pixels=args.max_pixels, min_pixels=args.min_pixels
-    )
-    protocol = Protocol(
+    protocol = preset_protocol(
+        args.protocol,
+        args.benchmark,
+        fps=args.fps,
+        max_frames=args.max_frames,
+        max_pixels=args.max_pixels,
+        min_pixels=args.min_pixels,
         system_prompt=args.system_prompt,
-        use_audio=not args.no_audio,
         max_new_tokens=args.max_new_tokens,
-        sampling=sampling,
+        unparsable=args.unparsable,
+        use_audio=False if args.no_audio else None,
     )
     return EvalConfig(
         benchmark=args.benchmark,

@@ -87,6 +87,12 @@ class RunReport:
         return label
 
     @property
+    def protocol(self) -> str:
+        """The protocol preset and any setting changed from it ("seats", "omnisift-paper (fps=1)"); runs
+        made before presets existed used the OmniSIFT paper's."""
+        return str(self.meta.get("protocol_label") or self.meta.get("protocol_preset") or "omnisift-paper")
+
+    @property
     def retained(self) -> float | None:
         """Token-weighted fraction of audio+video tokens kept over all benchmarks of the run."""
         before = sum(s.tokens_before for s in self.scores.values())
@@ -178,7 +184,7 @@ def _markdown(header: list[str], body: list[list[str]]) -> str:
 def format_table(runs: list[RunReport]) -> str:
     """Methods x benchmarks (accuracy %, video-SALMONN-2 total error %), with the kept fraction and MC mean."""
     present = [b for b, _ in COLUMNS if any(b in run.scores for run in runs)]
-    header = ["Model", "Method", "Kept %", *[TITLES[b] for b in present], "MC avg", "Questions"]
+    header = ["Model", "Method", "Protocol", "Kept %", *[TITLES[b] for b in present], "MC avg", "Questions"]
     body = []
     for run in sorted(runs, key=_sort_key):
         accs = [run.scores[b].accuracy for b in present if b in run.scores and not run.scores[b].open_ended]
@@ -190,6 +196,7 @@ def format_table(runs: list[RunReport]) -> str:
             [
                 model,
                 run.label,
+                run.protocol,
                 "-" if run.retained is None else f"{100 * run.retained:.1f}",
                 *[_cell(run.scores.get(b)) for b in present],
                 f"{sum(accs) / len(accs):.1f}" if accs else "-",
@@ -200,6 +207,7 @@ def format_table(runs: list[RunReport]) -> str:
         "Accuracy in % over every question with a row (errors and unparsed answers count as wrong);",
         "video-SALMONN-2: miss + hallucination rate in % (lower is better), scored by an LLM judge.",
         "Kept %: audio+video tokens kept after compression, token-weighted over the run's questions.",
+        "Protocol: the paper protocol preset the run used (omnisift eval --protocol), with settings changed from it.",
     ]
     if any(run.meta.get("random_weights") for run in runs):
         notes.insert(

@@ -17,6 +17,7 @@ writes its own file; `omnisift report` merges them:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import multiprocessing
 import os
@@ -36,6 +37,7 @@ from ..config import CompressionConfig
 from ..inputs import Protocol, collate, count_media_tokens, effective_protocol, encode, load_video
 from ..media import Media, MediaError, configure_worker_threads
 from ..methods import method_settings
+from ..protocols import protocol_label
 from .benchmarks import Question, canonical_name, check_media, load_benchmark
 from .choices import extract_choice
 from .loading import LoadedModel, is_tiny, load_model
@@ -200,6 +202,8 @@ def _meta(config: EvalConfig, protocol: Protocol) -> dict[str, Any]:
         else ("random (tiny model)" if is_tiny(config.model) and compression else None),
         "compression": compression.to_dict() if compression else None,
         "protocol": protocol.as_dict(),
+        "protocol_preset": config.protocol.preset,
+        "protocol_label": protocol_label(config.protocol, config.benchmark),
         "questions": str(_question_file(config.questions)),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "transformers": transformers.__version__,
@@ -456,12 +460,26 @@ def _error_row(item: _Prepared, rank: int, reason: str) -> dict[str, Any]:
     return row
 
 
-def _ok_rows(items: list[_Prepared], result: dict[str, Any], rank: int) -> list[dict[str, Any]]:
+def fallback_choice(question: Question) -> str:
+    """The option an unparsable answer scores as under `unparsable="random"`: drawn with the question's
+    id as seed, so a rerun (or another shard) scores the same."""
+    labels = sorted(question.options)
+    digest = hashlib.sha256(f"{question.benchmark}/{question.id}".encode()).digest()
+    return labels[int.from_bytes(digest[:8], "big") % len(labels)]
+
+
+def _ok_rows(
+    items: list[_Prepared], result: dict[str, Any], rank: int, protocol: Protocol
+) -> list[dict[str, Any]]:
     rows = []
     for i, item in enumerate(items):
         q = item.question
         text = result["texts"][i]
         choice = None if q.open_ended else extract_choice(text, q.options)
+        extra: dict[str, Any] = {}
+        scored = choice
+        if choice is None and not q.open_ended and protocol.unparsable == "random" and q.options:
+            scored = extra["fallback_choice"] = fallback_choice(q)
         tokens = result["tokens"][i]
         before = tokens["video_before"] + tokens["audio_before"]
         after = tokens["video_after"] + tokens["audio_after"]
@@ -473,7 +491,7 @@ def _ok_rows(items: list[_Prepared], result: dict[str, Any], rank: int) -> list[
                 error=None,
                 response=text,
                 choice=choice,
-                correct=None if q.open_ended else choice == q.answer,
+                correct=None if q.open_ended else scored == q.answer,
                 tokens=tokens,
                 retained=round(after / before, 6) if before else 1.0,
                 new_tokens=result["new_tokens"][i],
@@ -484,6 +502,7 @@ def _ok_rows(items: list[_Prepared], result: dict[str, Any], rank: int) -> list[
                     "select_s": round(result["select_s"], 5),
                     "batch_size": len(items),
                 },
+                **extra,
             )
         )
     return rows
@@ -641,7 +660,7 @@ def _evaluate(
                 return
             failures_in_a_row = 0
             any_success = True
-            emit(_ok_rows(items, result, rank))
+            emit(_ok_rows(items, result, rank, protocol))
 
         pending: list[_Prepared] = []
 

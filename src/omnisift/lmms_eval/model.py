@@ -27,9 +27,9 @@ from lmms_eval.models.model_utils.gen_metrics import log_metrics
 
 from omnisift.evaluation.loading import load_model
 from omnisift.evaluation.runner import generate_batch
-from omnisift.inputs import Protocol, effective_protocol, encode, load_video
+from omnisift.inputs import DEFAULT_PRESET, Protocol, effective_protocol, encode, load_video
 from omnisift.lmms_eval import stats
-from omnisift.lmms_eval.settings import ModelSettings, identity, parse_model_args
+from omnisift.lmms_eval.settings import ModelSettings, identity, parse_model_args, protocol_for
 from omnisift.media import Media, MediaError
 
 __all__ = ["OmniSIFT"]
@@ -65,13 +65,13 @@ class OmniSIFT(lmms):
             self.settings.processor,
             self.settings.attn_implementation,
         )
-        self.protocol = effective_protocol(
-            self.settings.protocol, self.settings.pretrained, self.loaded.processor
-        )
         self.batch_size = self.settings.batch_size
         self.task_dict: dict[str, Any] = {}
         self._decoded: dict[str, Media] = {}
-        self._own_max_new_tokens = kwargs.get("max_new_tokens") is not None
+        # The answer cap is the task's unless model_args or a paper preset other than the default set one.
+        self._own_max_new_tokens = (
+            kwargs.get("max_new_tokens") is not None or self.settings.protocol.preset != DEFAULT_PRESET
+        )
         self.identity = identity(self.settings)
         if self.loaded.random_weights:
             logger.warning(
@@ -94,10 +94,11 @@ class OmniSIFT(lmms):
         results: list[GenerationResult | None] = [None] * len(requests)
         groups: dict[str, list[int]] = {}
         for i, request in enumerate(requests):
-            groups.setdefault(json.dumps(request.args[1], sort_keys=True, default=str), []).append(i)
+            key = json.dumps([request.args[1], request.args[4]], sort_keys=True, default=str)
+            groups.setdefault(key, []).append(i)
         for indices in groups.values():
             gen_kwargs = dict(requests[indices[0]].args[1])
-            protocol = self._protocol_for(gen_kwargs)
+            protocol = self._protocol_for(gen_kwargs, requests[indices[0]].args[4])
             stops = [s for s in _as_list(gen_kwargs.get("until")) if s]
             for start in range(0, len(indices), self.batch_size):
                 chunk = indices[start : start + self.batch_size]
@@ -105,14 +106,17 @@ class OmniSIFT(lmms):
                     results[chunk[i]] = result
         return results  # type: ignore[return-value]
 
-    def _protocol_for(self, gen_kwargs: dict[str, Any]) -> Protocol:
-        """The task's answer length unless `--model_args` named one."""
+    def _protocol_for(self, gen_kwargs: dict[str, Any], task: str) -> Protocol:
+        """The preset's protocol on this task, worked out for the model (`effective_protocol`), with the
+        task's answer length unless `--model_args` or a paper preset named one."""
+        protocol = protocol_for(self.settings, task)
+        protocol = effective_protocol(protocol, self.settings.pretrained, self.loaded.processor)
         changes: dict[str, Any] = {}
         if "max_new_tokens" in gen_kwargs and not self._own_max_new_tokens:
             changes["max_new_tokens"] = int(gen_kwargs["max_new_tokens"])
         if gen_kwargs.get("do_sample") or float(gen_kwargs.get("temperature") or 0) > 0:
             logger.warning("sampling was asked for (%s); omnisift decodes greedily as published", gen_kwargs)
-        return replace(self.protocol, **changes)
+        return replace(protocol, **changes)
 
     def _question_id(self, request: Instance) -> str:
         _, _, _, doc_id, task, split = request.args

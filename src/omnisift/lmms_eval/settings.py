@@ -9,16 +9,16 @@ where it parses, exactly like `omnisift eval --method-param`.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from omnisift.config import CompressionConfig
 from omnisift.evaluation.loading import NO_COMPRESSION
-from omnisift.inputs import Protocol
-from omnisift.media import SamplingConfig
+from omnisift.inputs import DEFAULT_PRESET, Protocol
 from omnisift.methods import parse_method_params
+from omnisift.protocols import preset_protocol
 
-__all__ = ["ModelSettings", "parse_model_args"]
+__all__ = ["ModelSettings", "parse_model_args", "protocol_for"]
 
 _SAMPLING_KEYS = ("fps", "max_frames", "min_pixels", "max_pixels")
 _KNOWN = {
@@ -38,6 +38,7 @@ _KNOWN = {
     "use_audio",
     "system_prompt",
     "max_new_tokens",
+    "protocol",
     *_SAMPLING_KEYS,
 }
 
@@ -55,6 +56,9 @@ class ModelSettings:
     seed: int = 0
     method_params: dict[str, Any] = field(default_factory=dict)
     protocol: Protocol = field(default_factory=Protocol)
+    """The preset's general values with the given settings (`protocol_for` adds a task's own values)."""
+    protocol_settings: dict[str, Any] = field(default_factory=dict)
+    """The protocol settings `--model_args` named (they override the preset's on every task)."""
     batch_size: int = 1
     device: str | None = None
     dtype: str | None = None
@@ -112,23 +116,19 @@ def parse_model_args(args: dict[str, Any]) -> ModelSettings:
             "(the random-weight fixture)"
         )
     method_params = {k: _method_value(k, v) for k, v in args.items() if k not in _KNOWN}
-    sampling = SamplingConfig()
-    sampling = replace(
-        sampling,
-        **{
-            k: _number(k, args[k], float if k == "fps" else int)
-            for k in _SAMPLING_KEYS
-            if args.get(k) is not None
-        },
-    )
-    protocol = Protocol(
-        system_prompt=args.get("system_prompt"),
-        use_audio=_flag("use_audio", args["use_audio"]) if "use_audio" in args else True,
-        max_new_tokens=_number("max_new_tokens", args["max_new_tokens"], int)
-        if args.get("max_new_tokens") is not None
-        else Protocol().max_new_tokens,
-        sampling=sampling,
-    )
+    given: dict[str, Any] = {
+        k: _number(k, args[k], float if k == "fps" else int)
+        for k in _SAMPLING_KEYS
+        if args.get(k) is not None
+    }
+    if args.get("max_new_tokens") is not None:
+        given["max_new_tokens"] = _number("max_new_tokens", args["max_new_tokens"], int)
+    if "use_audio" in args:
+        given["use_audio"] = _flag("use_audio", args["use_audio"])
+    if args.get("system_prompt") is not None:
+        given["system_prompt"] = str(args["system_prompt"])
+    preset = str(args.get("protocol") or DEFAULT_PRESET)
+    protocol = preset_protocol(preset, **given)  # validated here, as `omnisift eval` validates it
     batch = args.get("batch_size")
     if batch in (None, "", "auto"):
         batch = 1
@@ -148,12 +148,20 @@ def parse_model_args(args: dict[str, Any]) -> ModelSettings:
         seed=_number("seed", args.get("seed", 0), int),
         method_params=method_params,
         protocol=protocol,
+        protocol_settings=given,
         batch_size=batch,
         device=args.get("device") or None,
         dtype=args.get("dtype") or None,
         processor=args.get("processor") or None,
         attn_implementation=str(args.get("attn_implementation", "sdpa")),
     )
+
+
+def protocol_for(settings: ModelSettings, task: str | None) -> Protocol:
+    """The protocol on lmms-eval task `task` ("omnisift_dailyomni"): the preset's values for that
+    benchmark (SEATS' frame caps and system sentence differ per benchmark), then the given settings."""
+    benchmark = None if task is None else task.removeprefix("omnisift_")
+    return preset_protocol(settings.protocol.preset, benchmark, **settings.protocol_settings)
 
 
 def identity(settings: ModelSettings) -> str:
