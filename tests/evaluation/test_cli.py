@@ -10,7 +10,8 @@ def test_register_adds_eval_and_report():
         ["eval", "--benchmark", "videomme", "--media-root", "m", "--model", "tiny", "--retain", "0.25"]
     )
     assert args.command == "eval" and args.retain == 0.25 and args.method == "omnisift"
-    assert args.batch_size == 1 and args.max_new_tokens == 1024 and args.shard is None
+    assert args.batch_size == 1 and args.shard is None
+    assert args.protocol == "omnisift-paper" and args.max_new_tokens is None  # the preset decides: 1024
     assert callable(args.func)
     args = parser.parse_args(["report", "runs", "--judge-url", "http://x/v1", "--judge-model", "j"])
     assert str(args.dir) == "runs" and callable(args.func)
