@@ -8,12 +8,21 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .budget import Budget, resolve_budget
+from .budget import Budget, BudgetSettings, solve_budget
 from .compress import Compressed, SampleStats, compress, sample_stats
+from .config import DEFAULT_AUDIO_DROP, DEFAULT_METHOD, DEFAULT_RETAIN, DEFAULT_VIDEO_DROP, CompressionConfig
 from .layout import Layout, TokenIds, build_layout
-from .methods import SelectionMethod, build_method, setting_fields
+from .methods import SelectionMethod
+from .methods.base import resolve_method
 
-__all__ = ["SelectionResult", "select_tokens", "keep_mask", "compress_inputs", "resolve_method"]
+__all__ = [
+    "SelectionResult",
+    "select_tokens",
+    "select_with",
+    "keep_mask",
+    "compress_inputs",
+    "resolve_method",
+]
 
 
 @dataclass
@@ -27,41 +36,6 @@ class SelectionResult:
 
     def stats(self) -> list[SampleStats]:
         return sample_stats(self.layout, self.keep)
-
-
-def resolve_method(
-    method: str | SelectionMethod,
-    *,
-    selector: nn.Module | str | Path | None = None,
-    seed: int | None = None,
-    **params: object,
-) -> SelectionMethod:
-    """A method instance from a name and settings (or an instance as it is).
-
-    `selector` and `seed` are shortcuts shared by all methods, so one call or config can sweep methods:
-    they set the method's field of that name when it has one and are ignored by the others (a training-free
-    method ignores a selector, a deterministic one a seed). Any other setting must be a field of the method.
-    """
-    if isinstance(method, SelectionMethod):
-        if selector is not None or seed is not None or params:
-            raise ValueError(
-                "settings (selector, seed, ...) go into the method instance itself when `method` is an instance."
-            )
-        return method
-    fields = {f.name for f in setting_fields(_method_class(method))}
-    if selector is not None and "selector" in fields:
-        params["selector"] = selector
-    if seed is not None and "seed" in fields:
-        params["seed"] = seed
-    return build_method(method, **params)
-
-
-def _method_class(name: str) -> type[SelectionMethod]:
-    from .methods import METHODS, available_methods
-
-    if not isinstance(name, str) or name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; available: {', '.join(available_methods())}.")
-    return METHODS[name]
 
 
 def _validate(
@@ -99,10 +73,10 @@ def select_tokens(
     input_ids: torch.Tensor,
     position_ids: torch.Tensor,
     *,
-    method: str | SelectionMethod = "omnisift",
-    video_drop: float = 0.7,
-    audio_drop: float = 0.3,
-    retain: float | None = None,
+    method: str | SelectionMethod = DEFAULT_METHOD,
+    video_drop: float = DEFAULT_VIDEO_DROP,
+    audio_drop: float = DEFAULT_AUDIO_DROP,
+    retain: float | None = DEFAULT_RETAIN,
     attention_mask: torch.Tensor | None = None,
     token_ids: TokenIds | None = None,
     selector: nn.Module | str | Path | None = None,
@@ -110,13 +84,36 @@ def select_tokens(
     **method_params: object,
 ) -> SelectionResult:
     """Run a selection method on a batch of merged LLM inputs (see `keep_mask` for the arguments)."""
-    impl = resolve_method(method, selector=selector, seed=seed, **method_params)
+    config = CompressionConfig(
+        method=method,
+        video_drop=video_drop,
+        audio_drop=audio_drop,
+        retain=retain,
+        selector=selector,
+        seed=seed,
+        method_params=method_params,
+    )
+    config.check()
+    return select_with(
+        config.method, config.budget, inputs_embeds, input_ids, position_ids, attention_mask, token_ids
+    )
+
+
+def select_with(
+    method: SelectionMethod,
+    budget: BudgetSettings,
+    inputs_embeds: torch.Tensor,
+    input_ids: torch.Tensor,
+    position_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    token_ids: TokenIds | None,
+) -> SelectionResult:
+    """Run an already built method at an already checked budget (the per-call path of engines)."""
     _validate(inputs_embeds, input_ids, position_ids, attention_mask)
-    impl.check_budget(video_drop, audio_drop, retain)
     layout = build_layout(input_ids, position_ids[0], attention_mask, token_ids)
-    budget = resolve_budget(layout, video_drop, audio_drop, retain)
-    selection = impl.select(layout, inputs_embeds, budget)
-    return SelectionResult(selection.keep, selection.inputs_embeds, layout, budget)
+    per_sample = solve_budget(layout, budget)
+    selection = method.select(layout, inputs_embeds, per_sample)
+    return SelectionResult(selection.keep, selection.inputs_embeds, layout, per_sample)
 
 
 def keep_mask(
@@ -125,11 +122,11 @@ def keep_mask(
     position_ids: torch.Tensor,
     *,
     selector: nn.Module | str | Path | None = None,
-    video_drop: float = 0.7,
-    audio_drop: float = 0.3,
+    video_drop: float = DEFAULT_VIDEO_DROP,
+    audio_drop: float = DEFAULT_AUDIO_DROP,
     attention_mask: torch.Tensor | None = None,
-    retain: float | None = None,
-    method: str | SelectionMethod = "omnisift",
+    retain: float | None = DEFAULT_RETAIN,
+    method: str | SelectionMethod = DEFAULT_METHOD,
     token_ids: TokenIds | None = None,
     seed: int | None = None,
     **method_params: object,

@@ -32,7 +32,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .api import select_tokens
+from .api import select_with
+from .budget import BudgetSettings
 from .compress import SampleStats, compress
 from .config import CompressionConfig
 from .methods import SelectionMethod
@@ -91,6 +92,8 @@ class CompressionHandle:
     adapter: ModelAdapter
     method: SelectionMethod
     """This attachment's own method instance (prepared on the model; released by `remove()`)."""
+    budget: BudgetSettings
+    """The config's budget, checked once when the config was made."""
     history: deque[CallStats] = field(default_factory=lambda: deque(maxlen=1000))
     _hooks: list[Any] = field(default_factory=list)
     _local: threading.local = field(default_factory=threading.local)
@@ -118,10 +121,7 @@ class CompressionHandle:
     @property
     def zero_budget(self) -> bool:
         """True when nothing is ever dropped: every call then runs exactly like the stock model."""
-        retain = self.config.retain
-        if retain is not None:
-            return retain >= 1.0
-        return self.config.video_drop == 0 and self.config.audio_drop == 0
+        return self.budget.drops_nothing
 
     def remove(self) -> None:
         """Take every hook off; the model is the stock model again."""
@@ -283,16 +283,8 @@ class CompressionHandle:
             raise RuntimeError(f"omnisift: {refusal}")
         positions, mask = kwargs["position_ids"], kwargs.get("attention_mask")
         start = time.perf_counter()
-        result = select_tokens(
-            embeds,
-            ids,
-            positions[-3:],
-            method=self.method,
-            video_drop=self.config.video_drop,
-            audio_drop=self.config.audio_drop,
-            retain=self.config.retain,
-            attention_mask=mask,
-            token_ids=self.adapter.token_ids,
+        result = select_with(
+            self.method, self.budget, embeds, ids, positions[-3:], mask, self.adapter.token_ids
         )
         stats = result.stats()
         self.last_source_index = None
@@ -393,7 +385,9 @@ def attach(model: nn.Module, config: CompressionConfig | None = None) -> Compres
         )
     method = dataclasses.replace(config.method)  # a fresh instance: its hooks belong to this attachment
     method.prepare(adapter)
-    handle = CompressionHandle(model=model, config=config, adapter=adapter, method=method)
+    handle = CompressionHandle(
+        model=model, config=config, adapter=adapter, method=method, budget=config.budget
+    )
     handle._hooks.append(adapter.thinker.register_forward_pre_hook(handle._on_thinker, with_kwargs=True))
     handle._hooks.append(
         adapter.thinker_model.register_forward_pre_hook(handle._on_thinker_model, with_kwargs=True)

@@ -14,13 +14,22 @@ achieved fraction never exceeds the target and is reported in the stats.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import torch
 
 from .layout import Layout
 
-__all__ = ["Budget", "resolve_budget", "validate_drops", "video_keep_per_grid", "audio_keep_per_group"]
+__all__ = [
+    "Budget",
+    "BudgetSettings",
+    "resolve_budget",
+    "solve_budget",
+    "validate_drops",
+    "video_keep_per_grid",
+    "audio_keep_per_group",
+]
 
 MAX_DROP = 1.0 - 1e-9
 """Largest drop the solver uses: every grid keeps at least one token (its anchors)."""
@@ -32,23 +41,59 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class Budget:
-    """Per-sample drop ratios, float64 tensors of shape [B]."""
+    """Per-sample drop ratios of one batch, float64 tensors of shape [B] (what the methods receive)."""
 
     video_drop: torch.Tensor
     audio_drop: torch.Tensor
 
 
-def validate_drops(video_drop: float, audio_drop: float, retain: float | None) -> None:
-    """Raise a ValueError naming the bad ratio and its valid range."""
-    for name, value in (("video_drop", video_drop), ("audio_drop", audio_drop)):
-        if not isinstance(value, (int, float)) or not 0.0 <= float(value) < 1.0:
-            raise ValueError(
-                f"{name} must be a number in [0, 1) (fraction of tokens dropped), got {value!r}."
-            )
-    if retain is not None and (not isinstance(retain, (int, float)) or not 0.0 < float(retain) <= 1.0):
-        raise ValueError(
-            f"retain must be in (0, 1] (fraction of audio+video tokens kept, e.g. 0.25), got {retain!r}."
+def _ratio(name: str, value: object, low_open: bool, high_open: bool, meaning: str) -> float:
+    interval = f"{'(' if low_open else '['}0, 1{')' if high_open else ']'}"
+    number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+    low_ok = number > 0.0 if low_open else number >= 0.0
+    high_ok = number < 1.0 if high_open else number <= 1.0
+    if not (low_ok and high_ok):
+        raise ValueError(f"{name} must be a number in {interval} ({meaning}), got {value!r}.")
+    return number
+
+
+def validate_drops(video_drop: object, audio_drop: object, retain: object) -> None:
+    """Raise a ValueError naming the bad ratio, its value and its valid range (the one check of a budget)."""
+    BudgetSettings(video_drop, audio_drop, retain)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class BudgetSettings:
+    """The budget as set by a user: the two drops and an optional retain target, checked when made.
+
+    `video_drop`, `audio_drop`: fractions of video / audio tokens dropped, in [0, 1).
+    `retain`: fraction of each sample's audio+video tokens kept, in (0, 1], or None (then the drops apply).
+    """
+
+    video_drop: float
+    audio_drop: float
+    retain: float | None = None
+
+    def __post_init__(self) -> None:
+        meaning = "fraction of {} tokens dropped"
+        object.__setattr__(
+            self, "video_drop", _ratio("video_drop", self.video_drop, False, True, meaning.format("video"))
         )
+        object.__setattr__(
+            self, "audio_drop", _ratio("audio_drop", self.audio_drop, False, True, meaning.format("audio"))
+        )
+        if self.retain is not None:
+            retain = _ratio(
+                "retain", self.retain, True, False, "fraction of audio+video tokens kept, e.g. 0.25"
+            )
+            object.__setattr__(self, "retain", retain)
+
+    @property
+    def drops_nothing(self) -> bool:
+        """True when no token is ever dropped (every call then runs like the stock model)."""
+        if self.retain is not None:
+            return self.retain >= 1.0
+        return self.video_drop == 0 and self.audio_drop == 0
 
 
 def _floor_drop(sizes: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
@@ -110,8 +155,13 @@ def _smallest_drop(
 def resolve_budget(
     layout: Layout, video_drop: float, audio_drop: float, retain: float | None = None
 ) -> Budget:
-    """Per-sample drops: the given ratios, or the ones solved from `retain`."""
-    validate_drops(video_drop, audio_drop, retain)
+    """Per-sample drops: the given ratios (checked here), or the ones solved from `retain`."""
+    return solve_budget(layout, BudgetSettings(video_drop, audio_drop, retain))
+
+
+def solve_budget(layout: Layout, settings: BudgetSettings) -> Budget:
+    """Per-sample drops of already checked settings: the ratios, or the ones solved from `retain`."""
+    video_drop, audio_drop, retain = settings.video_drop, settings.audio_drop, settings.retain
     batch, device = layout.batch_size, layout.device
     vd = torch.full((batch,), float(video_drop), dtype=torch.float64, device=device)
     ad = torch.full((batch,), float(audio_drop), dtype=torch.float64, device=device)

@@ -60,10 +60,15 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _methods(args: argparse.Namespace) -> int:
+    from .config import NO_COMPRESSION
     from .methods.catalog import describe_methods
 
     rows = describe_methods()
     width = max(len(row["name"]) for row in rows)
+    print(f"{NO_COMPRESSION[0]:<{width}}  {'':<12} no compression")
+    print(
+        f"{'':<{width}}  keeps every token (the baseline; also '{NO_COMPRESSION[1]}'); takes no other setting"
+    )
     for row in rows:
         print(f"{row['name']:<{width}}  {row['modalities']:<12} {row['uses']}")
         print(f"{'':<{width}}  {row['summary']}")

@@ -1,27 +1,60 @@
 """The compression settings every engine shares (transformers hooks, vLLM, lmms-eval, evaluation, training).
 
-Lives below the engines so that none of them imports another to get its settings.
+Lives below the engines so that none of them imports another to get its settings. The budget defaults,
+the check of every setting, the JSON form (`to_dict` / `from_dict`) and the command-line flags are here
+and nowhere else: a bad value gets the same message from Python, `omnisift eval`/`train`, lmms-eval's
+`--model_args` and the vLLM helpers.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from .api import resolve_method
-from .budget import validate_drops
-from .methods import SelectionMethod, method_settings
+from .budget import BudgetSettings
+from .methods import METHODS, SelectionMethod, method_settings, parse_method_params, setting_fields
+from .methods.base import resolve_method
 
-__all__ = ["CompressionConfig"]
+__all__ = [
+    "CompressionConfig",
+    "DEFAULT_AUDIO_DROP",
+    "DEFAULT_METHOD",
+    "DEFAULT_RETAIN",
+    "DEFAULT_VIDEO_DROP",
+    "NO_COMPRESSION",
+    "check_seed",
+    "add_compression_arguments",
+    "compression_from_args",
+    "compression_from_settings",
+]
+
+DEFAULT_METHOD = "omnisift"
+DEFAULT_VIDEO_DROP = 0.7
+DEFAULT_AUDIO_DROP = 0.3
+DEFAULT_RETAIN: float | None = None
+"""The paper's operating point: drop 70 % of video and 30 % of audio tokens, no retain target."""
+
+NO_COMPRESSION = ("none", "full")
+"""Method names meaning "keep every token" (no `CompressionConfig` at all)."""
+
+
+def check_seed(seed: object) -> None:
+    """Raise the one message for a bad seed (None: unset)."""
+    if seed is None:
+        return
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise ValueError(f"seed must be a whole number in [0, 2**63), got {seed!r}.")
 
 
 @dataclass
 class CompressionConfig:
-    """What to compress and how much.
+    """What to compress and how much; every value is checked here, once, when the config is made.
 
     Args:
         method: a registered method name (`omnisift methods` lists them) or a method instance, e.g.
@@ -31,29 +64,39 @@ class CompressionConfig:
             (see `omnisift.budget`).
         selector: shortcut for the `selector` setting of selector-based methods (omnisift and its
             ablations): a module, a selector `.safetensors` file, or a checkpoint folder holding
-            `thinker.compressor.*` keys (the released OmniSIFT-7B).
-        seed: shortcut for the `seed` setting of methods that draw at random (ignored by the others).
+            `thinker.compressor.*` keys (the released OmniSIFT-7B). Refused for methods without one.
+        seed: shortcut for the `seed` setting of methods that draw at random (refused for the others).
         method_params: any other setting of the method by name, e.g. `{"knn": 3}` for omnizip.
 
     The shortcuts are consumed into `method`; read settings from there (`config.method.selector`).
     """
 
-    method: str | SelectionMethod = "omnisift"
-    video_drop: float = 0.7
-    audio_drop: float = 0.3
-    retain: float | None = None
+    method: str | SelectionMethod = DEFAULT_METHOD
+    video_drop: float = DEFAULT_VIDEO_DROP
+    audio_drop: float = DEFAULT_AUDIO_DROP
+    retain: float | None = DEFAULT_RETAIN
     selector: nn.Module | str | Path | None = None
     seed: int | None = None
     method_params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        validate_drops(self.video_drop, self.audio_drop, self.retain)
-        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
-            raise ValueError(f"seed must be an int, got {self.seed!r}.")
+        budget = BudgetSettings(self.video_drop, self.audio_drop, self.retain)
+        self.video_drop, self.audio_drop, self.retain = budget.video_drop, budget.audio_drop, budget.retain
+        check_seed(self.seed)
+        if isinstance(self.method, str) and self.method in NO_COMPRESSION:
+            raise ValueError(
+                f"method {self.method!r} keeps every token: use no CompressionConfig at all (None) instead."
+            )
         self.method = resolve_method(
-            self.method, selector=self.selector, seed=self.seed, **dict(self.method_params)
+            self.method, params=dict(self.method_params), selector=self.selector, seed=self.seed
         )
+        check_seed(getattr(self.method, "seed", None))
         self.selector, self.seed, self.method_params = None, None, {}
+
+    @property
+    def budget(self) -> BudgetSettings:
+        """The checked budget (drops and retain) as one value."""
+        return BudgetSettings(self.video_drop, self.audio_drop, self.retain)
 
     def check(self) -> None:
         """Raise when the method cannot run at this budget (e.g. omnisift dropping audio without selector)."""
@@ -64,7 +107,10 @@ class CompressionConfig:
         return self.method.name
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able description: the method with all its settings and the budget (for run identity)."""
+        """JSON-able description: the method with all its settings and the budget (for run identity).
+
+        `from_dict` reads it back, except a selector given as an in-memory module (a file path is kept).
+        """
         return {
             "method": method_settings(self.method),
             "video_drop": self.video_drop,
@@ -72,6 +118,150 @@ class CompressionConfig:
             "retain": self.retain,
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CompressionConfig:
+        """The config `to_dict` described (also after a JSON round trip: lists become tuples again)."""
+        if not isinstance(data, Mapping) or not isinstance(data.get("method"), (Mapping, str)):
+            raise ValueError(
+                f"a compression config dict has a 'method' (name or {{'name': ..., settings}}), got {data!r}."
+            )
+        unknown = sorted(set(data) - {"method", "video_drop", "audio_drop", "retain"})
+        if unknown:
+            raise ValueError(
+                f"unknown compression config keys {unknown}; known: method, video_drop, audio_drop, retain."
+            )
+        method = data["method"]
+        name, settings = (method, {}) if isinstance(method, str) else (method.get("name"), dict(method))
+        settings.pop("name", None)
+        return cls(
+            method=name,
+            video_drop=data.get("video_drop", DEFAULT_VIDEO_DROP),
+            audio_drop=data.get("audio_drop", DEFAULT_AUDIO_DROP),
+            retain=data.get("retain", DEFAULT_RETAIN),
+            method_params=_settings_from_json(name, settings),
+        )
+
     def with_method(self, **settings: Any) -> CompressionConfig:
         """A copy whose method has these settings changed (e.g. `selector=path`)."""
         return dataclasses.replace(self, method=dataclasses.replace(self.method, **settings))
+
+
+def _settings_from_json(name: object, settings: dict[str, Any]) -> dict[str, Any]:
+    """Undo what JSON did to method settings: tuples came back as lists; a module cannot come back."""
+    if not isinstance(name, str) or name not in METHODS:
+        return settings
+    defaults = {f.name: f.default for f in setting_fields(METHODS[name])}
+    restored = {}
+    for key, value in settings.items():
+        if isinstance(value, list) and isinstance(defaults.get(key), tuple):
+            value = tuple(value)
+        if isinstance(value, str) and value.startswith("<") and value.endswith(" module>"):
+            raise ValueError(
+                f"method {name!r} setting {key} was an in-memory module ({value}), which a dict cannot carry: "
+                f"save it (omnisift.save_selector) and give its path, or pass the module again with "
+                f"config.with_method({key}=...)."
+            )
+        restored[key] = value
+    return restored
+
+
+def compression_from_settings(
+    method: str | SelectionMethod = DEFAULT_METHOD,
+    *,
+    video_drop: float | None = None,
+    audio_drop: float | None = None,
+    retain: float | None = None,
+    selector: nn.Module | str | Path | None = None,
+    seed: int | None = None,
+    method_params: Mapping[str, Any] | None = None,
+) -> CompressionConfig | None:
+    """The config for flat settings as commands and `--model_args` take them (None: full tokens).
+
+    An unset drop (None) takes its default. With `method` none/full every other setting would be
+    ignored, so giving one is refused by name.
+    """
+    if isinstance(method, str) and method in NO_COMPRESSION:
+        given = {
+            "video_drop": video_drop,
+            "audio_drop": audio_drop,
+            "retain": retain,
+            "selector": selector,
+            "seed": seed,
+            **dict(method_params or {}),
+        }
+        ignored = [f"{k}={v!r}" for k, v in given.items() if v is not None]
+        if ignored:
+            raise ValueError(
+                f"method {method!r} keeps every token, so {', '.join(ignored)} would be ignored: leave "
+                f"{'it' if len(ignored) == 1 else 'them'} out, or choose a compression method."
+            )
+        return None
+    return CompressionConfig(
+        method=method,
+        video_drop=DEFAULT_VIDEO_DROP if video_drop is None else video_drop,
+        audio_drop=DEFAULT_AUDIO_DROP if audio_drop is None else audio_drop,
+        retain=retain,
+        selector=selector,
+        seed=seed,
+        method_params=dict(method_params or {}),
+    )
+
+
+def _ratio_flag(text: str) -> float:
+    """A float flag value; nan and inf parse, so the config refuses them with the common message."""
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def add_compression_arguments(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    *,
+    method_help: str = "compression method (`omnisift methods` lists them), or 'none' for full tokens",
+    selector: bool = True,
+    seed: bool = True,
+) -> None:
+    """Add --method, --video-drop, --audio-drop, --retain, --method-param (and --selector, --seed)."""
+    parser.add_argument("--method", default=DEFAULT_METHOD, help=f"{method_help} (default {DEFAULT_METHOD})")
+    parser.add_argument(
+        "--video-drop",
+        type=_ratio_flag,
+        help=f"fraction of video tokens dropped, in [0, 1) (default {DEFAULT_VIDEO_DROP})",
+    )
+    parser.add_argument(
+        "--audio-drop",
+        type=_ratio_flag,
+        help=f"fraction of audio tokens dropped, in [0, 1) (default {DEFAULT_AUDIO_DROP})",
+    )
+    parser.add_argument(
+        "--retain",
+        type=_ratio_flag,
+        help="fraction of audio+video tokens kept, in (0, 1]; overrides --video-drop (default: none)",
+    )
+    if selector:
+        parser.add_argument(
+            "--selector", help="trained audio selector (.safetensors or OmniSIFT checkpoint folder)"
+        )
+    if seed:
+        parser.add_argument("--seed", type=int, help="seed of methods that draw at random (default 0)")
+    parser.add_argument(
+        "--method-param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting of the method (repeatable; `omnisift methods` lists them), e.g. knn=3",
+    )
+
+
+def compression_from_args(args: argparse.Namespace) -> CompressionConfig | None:
+    """The config the flags of `add_compression_arguments` describe (None for `--method none`)."""
+    return compression_from_settings(
+        args.method,
+        video_drop=args.video_drop,
+        audio_drop=args.audio_drop,
+        retain=args.retain,
+        selector=getattr(args, "selector", None),
+        seed=getattr(args, "seed", None),
+        method_params=parse_method_params(args.method_param),
+    )

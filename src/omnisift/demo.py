@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 
 from .attach import attach
-from .config import CompressionConfig
+from .budget import BudgetSettings
+from .config import DEFAULT_AUDIO_DROP, DEFAULT_VIDEO_DROP, CompressionConfig
 from .inputs import prepare_inputs
 from .loading import load_model
 from .measure import measure
@@ -68,6 +69,10 @@ def run_demo(
     """Run the clip at full tokens and at each `retain`, measuring prefill time, peak memory and output."""
     from .testing.clips import make_clip
 
+    for target in retain or []:
+        BudgetSettings(
+            DEFAULT_VIDEO_DROP, DEFAULT_AUDIO_DROP, target
+        )  # the config's message for a bad retain
     thinker, processor, selector, random_weights = _load(model_path, selector_path, device, dtype)
     workdir = Path(tempfile.mkdtemp(prefix="omnisift-demo-"))
     clip = Path(video_path) if video_path else make_clip(workdir / "clip.mp4", seconds, fps=2.0)

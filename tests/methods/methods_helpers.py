@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from omnisift import select_tokens
-from omnisift.methods import available_methods
+from omnisift.methods import available_methods, takes_setting
 
 HIDDEN = 32
 
@@ -13,7 +13,8 @@ ALL_METHODS = available_methods()
 
 
 def run(batch, method, selector=None, **kwargs):
-    """select_tokens on a synthetic batch without autograd."""
+    """select_tokens on a synthetic batch without autograd (the selector only for methods that take one)."""
+    selector = selector if takes_setting(method, "selector") else None
     with torch.no_grad():
         return select_tokens(**batch.as_kwargs(), method=method, selector=selector, **kwargs)
 

@@ -21,9 +21,8 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
-from ..methods import parse_method_params
+from ..config import add_compression_arguments, compression_from_args
 
 __all__ = ["add_eval_parser", "add_report_parser", "main", "register"]
 
@@ -53,21 +52,7 @@ def add_eval_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
         "--model", required=True, help="checkpoint folder, or 'tiny' for the tiny random-weight demo model"
     )
     p.add_argument("--processor", help="processor folder when the model folder has none")
-    p.add_argument("--method", default="omnisift", help="compression method, or 'none' for full tokens")
-    p.add_argument(
-        "--retain", type=float, help="fraction of audio+video tokens to keep (overrides --video-drop)"
-    )
-    p.add_argument("--video-drop", type=float, default=0.7)
-    p.add_argument("--audio-drop", type=float, default=0.3)
-    p.add_argument("--selector", help="trained audio selector (.safetensors or OmniSIFT checkpoint folder)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--method-param",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a setting of the method (repeatable; `omnisift methods` lists them), e.g. knn=3",
-    )
+    add_compression_arguments(p.add_argument_group("compression"))
     p.add_argument("--out", type=Path, default=Path("results"), help="results folder (default: results)")
     p.add_argument("--run-name", help="run subfolder (default: <model>__<method setting>)")
     p.add_argument("--batch-size", type=int, default=1)
@@ -147,24 +132,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `eval` and `report` subcommands to an argparse subparsers object."""
     add_eval_parser(subparsers)
     add_report_parser(subparsers)
-
-
-def compression_from_args(args: argparse.Namespace) -> Any:
-    """The `CompressionConfig` the flags describe, or None for `--method none` (full tokens)."""
-    from ..config import CompressionConfig
-    from .loading import NO_COMPRESSION
-
-    if args.method in NO_COMPRESSION:
-        return None
-    return CompressionConfig(
-        method=args.method,
-        video_drop=args.video_drop,
-        audio_drop=args.audio_drop,
-        retain=args.retain,
-        selector=args.selector,
-        seed=args.seed,
-        method_params=parse_method_params(args.method_param),
-    )
 
 
 def _eval_config(args: argparse.Namespace):

@@ -20,11 +20,9 @@ from ..config import CompressionConfig
 from ..loading import is_tiny, pick_device
 from ..loading import load_model as load_any
 
-__all__ = ["LoadedModel", "NO_COMPRESSION", "is_tiny", "load_model"]
+__all__ = ["LoadedModel", "is_tiny", "load_model"]
 
 logger = logging.getLogger(__name__)
-
-NO_COMPRESSION = ("none", "full")
 
 
 @dataclass

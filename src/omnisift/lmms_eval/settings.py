@@ -12,8 +12,16 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from omnisift.config import CompressionConfig
-from omnisift.evaluation.loading import NO_COMPRESSION
+from omnisift.budget import BudgetSettings
+from omnisift.config import (
+    DEFAULT_AUDIO_DROP,
+    DEFAULT_METHOD,
+    DEFAULT_VIDEO_DROP,
+    NO_COMPRESSION,
+    CompressionConfig,
+    check_seed,
+    compression_from_settings,
+)
 from omnisift.inputs import DEFAULT_PRESET, Protocol
 from omnisift.methods import parse_method_params
 from omnisift.protocols import preset_protocol
@@ -48,12 +56,13 @@ class ModelSettings:
     """Everything `--model omnisift --model_args ...` asked for."""
 
     pretrained: str
-    method: str = "omnisift"
+    method: str = DEFAULT_METHOD
     retain: float | None = None
-    video_drop: float = 0.7
-    audio_drop: float = 0.3
+    video_drop: float | None = None
+    """None: the default drop (also what `omnisift eval` does without --video-drop)."""
+    audio_drop: float | None = None
     selector: str | None = None
-    seed: int = 0
+    seed: int | None = None
     method_params: dict[str, Any] = field(default_factory=dict)
     protocol: Protocol = field(default_factory=Protocol)
     """The preset's general values with the given settings (`protocol_for` adds a task's own values)."""
@@ -71,16 +80,14 @@ class ModelSettings:
 
     def compression(self) -> CompressionConfig | None:
         """The `CompressionConfig` (validated: an unknown method or setting raises here), or None."""
-        if not self.compressed:
-            return None
-        return CompressionConfig(
-            method=self.method,
+        return compression_from_settings(
+            self.method,
             video_drop=self.video_drop,
             audio_drop=self.audio_drop,
             retain=self.retain,
             selector=self.selector,
             seed=self.seed,
-            method_params=dict(self.method_params),
+            method_params=self.method_params,
         )
 
 
@@ -138,14 +145,23 @@ def parse_model_args(args: dict[str, Any]) -> ModelSettings:
     if batch < 1:
         raise ValueError(f"--batch_size must be at least 1 (got {batch})")
     retain = args.get("retain")
+    retain = None if retain in ("none", "None") else retain
+    video_drop, audio_drop, seed = args.get("video_drop"), args.get("audio_drop"), args.get("seed")
+    # the config's own checks, so a bad value reads as it does from `omnisift eval` and Python
+    BudgetSettings(
+        DEFAULT_VIDEO_DROP if video_drop is None else video_drop,
+        DEFAULT_AUDIO_DROP if audio_drop is None else audio_drop,
+        retain,
+    )
+    check_seed(seed)
     return ModelSettings(
         pretrained=str(args["pretrained"]),
-        method=str(args.get("method", "omnisift")),
-        retain=None if retain in (None, "none", "None") else _number("retain", retain, float),
-        video_drop=_number("video_drop", args.get("video_drop", 0.7), float),
-        audio_drop=_number("audio_drop", args.get("audio_drop", 0.3), float),
+        method=str(args.get("method", DEFAULT_METHOD)),
+        retain=retain,
+        video_drop=video_drop,
+        audio_drop=audio_drop,
         selector=None if args.get("selector") in (None, "") else str(args["selector"]),
-        seed=_number("seed", args.get("seed", 0), int),
+        seed=seed,
         method_params=method_params,
         protocol=protocol,
         protocol_settings=given,

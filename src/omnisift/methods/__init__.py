@@ -12,6 +12,7 @@ from .base import (
     parse_method_params,
     register,
     setting_fields,
+    takes_setting,
 )
 from .catalog import describe_methods
 from .omnisift import OmniSIFT
@@ -29,4 +30,5 @@ __all__ = [
     "parse_method_params",
     "register",
     "setting_fields",
+    "takes_setting",
 ]

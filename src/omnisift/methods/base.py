@@ -33,6 +33,9 @@ __all__ = [
     "method_settings",
     "setting_fields",
     "parse_method_params",
+    "resolve_method",
+    "takes_setting",
+    "SHORTCUTS",
     "METHODS",
     "RUNTIME",
     "UnknownParameterError",
@@ -143,6 +146,53 @@ def build_method(method: str | SelectionMethod, **params: Any) -> SelectionMetho
             f"method must be a registered name or a SelectionMethod, got {type(method).__name__}."
         )
     return get_method(method, **params)
+
+
+SHORTCUTS = ("selector", "seed")
+"""Settings several methods share, accepted next to the method name (`CompressionConfig(selector=...)`)."""
+
+
+def resolve_method(
+    method: str | SelectionMethod, *, params: dict[str, Any] | None = None, **shortcuts: Any
+) -> SelectionMethod:
+    """A method instance from a name, its settings and the `selector` / `seed` shortcuts.
+
+    A shortcut and a setting of the same name must not both be given (`seed=3` and `{"seed": 4}`), and a
+    shortcut the method has no field for is refused by name: a deterministic method has no seed and a
+    training-free one no selector, so the value would be ignored. An instance is returned as it is (its
+    settings are its own: nothing may be given next to it).
+    """
+    params = dict(params or {})
+    given = {name: value for name, value in shortcuts.items() if value is not None}
+    unknown = sorted(set(given) - set(SHORTCUTS))
+    if unknown:
+        raise TypeError(f"resolve_method() got unexpected shortcuts {unknown}; settings go in `params`.")
+    for name, value in given.items():
+        if name in params and params[name] != value:
+            raise ValueError(
+                f"{name} is given twice, as {name}={value!r} and as the method setting {name}={params[name]!r}: "
+                "give it once."
+            )
+        params[name] = value
+    if isinstance(method, SelectionMethod):
+        return build_method(method, **params)
+    if isinstance(method, str) and method in METHODS:
+        for name in sorted(n for n in given if not takes_setting(method, n)):
+            takers = sorted(n for n in METHODS if takes_setting(n, name))
+            raise ValueError(
+                f"method {method!r} has no {name} setting, so {name}={_short(given[name])} would be ignored: "
+                f"leave it out, or choose a method that takes one ({', '.join(takers)})."
+            )
+    return build_method(method, **params)
+
+
+def takes_setting(method: str, setting: str) -> bool:
+    """True when the registered method `method` has the setting `setting` (e.g. "seed", "selector")."""
+    return method in METHODS and setting in {f.name for f in setting_fields(METHODS[method])}
+
+
+def _short(value: Any) -> str:
+    return f"<{type(value).__name__} module>" if isinstance(value, torch.nn.Module) else repr(value)
 
 
 def _jsonable(value: Any) -> Any:

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ..methods import parse_method_params
+from ..config import add_compression_arguments, compression_from_args
 
 __all__ = ["register", "run", "config_from_args", "main", "LAUNCH_HELP"]
 
@@ -63,27 +63,11 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "--num-workers", type=int, default=2, help="data loader worker processes (video decoding)"
     )
 
-    budget = parser.add_argument_group("compression")
-    budget.add_argument(
-        "--method",
-        default="omnisift",
-        help="selector-based method whose selector trains: omnisift (default) or one of its ablations",
-    )
-    budget.add_argument(
-        "--method-param",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a setting of the method (repeatable; `omnisift methods` lists them)",
-    )
-    budget.add_argument(
-        "--video-drop", type=float, default=0.7, help="fraction of video tokens dropped (0.7)"
-    )
-    budget.add_argument(
-        "--audio-drop", type=float, default=0.3, help="fraction of audio tokens dropped (0.3)"
-    )
-    budget.add_argument(
-        "--retain", type=float, default=None, help="fraction of audio+video kept; overrides --video-drop"
+    add_compression_arguments(
+        parser.add_argument_group("compression"),
+        method_help="selector-based method whose selector trains: omnisift or one of its ablations",
+        selector=False,
+        seed=False,
     )
 
     optim = parser.add_argument_group("optimisation")
@@ -146,8 +130,14 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
+def _compression(args: argparse.Namespace) -> Any:
+    compression = compression_from_args(args)
+    if compression is None:
+        raise ValueError(f"--method {args.method} trains nothing: name a selector-based method (omnisift).")
+    return compression
+
+
 def config_from_args(args: argparse.Namespace) -> Any:
-    from ..config import CompressionConfig
     from .trainer import TrainConfig
 
     return TrainConfig(
@@ -157,13 +147,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
         media_root=args.media_root,
         processor=args.processor,
         recipe=args.recipe,
-        compression=CompressionConfig(
-            method=args.method,
-            video_drop=args.video_drop,
-            audio_drop=args.audio_drop,
-            retain=args.retain,
-            method_params=parse_method_params(args.method_param),
-        ),
+        compression=_compression(args),
         steps=args.steps,
         lr=args.lr,
         batch_size=args.batch_size,

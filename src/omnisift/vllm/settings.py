@@ -10,25 +10,26 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from ..budget import validate_drops
+from ..budget import BudgetSettings
+from ..config import CompressionConfig
 from ..layout import TokenIds
-from ..methods import SelectionMethod, build_method
+from ..methods import SelectionMethod, method_settings
 from ..methods.shared import SelectorMethod
 from ..models.qwen2_5_omni.adapter import Qwen25OmniAdapter
 
 __all__ = [
-    "Budget3",
     "ServingSettings",
     "REQUEST_KEYS",
     "request_budget",
     "validate_request_kwargs",
+    "budget_row",
+    "budget_from_row",
     "check_layout_only",
     "CONFIG_KEY",
 ]
@@ -54,20 +55,14 @@ def check_layout_only(method: SelectionMethod) -> None:
         )
 
 
-@dataclass(frozen=True)
-class Budget3:
-    """Drops and optional retain target of one request."""
+def budget_row(budget: BudgetSettings) -> list[float]:
+    """A request's budget as the tensor row the multimodal processor carries (-1: no retain)."""
+    return [budget.video_drop, budget.audio_drop, -1.0 if budget.retain is None else budget.retain]
 
-    video_drop: float
-    audio_drop: float
-    retain: float | None
 
-    def as_row(self) -> list[float]:
-        return [self.video_drop, self.audio_drop, -1.0 if self.retain is None else self.retain]
-
-    @classmethod
-    def from_row(cls, row: list[float]) -> Budget3:
-        return cls(float(row[0]), float(row[1]), None if row[2] < 0 else float(row[2]))
+def budget_from_row(row: list[float]) -> BudgetSettings:
+    """The budget `budget_row` wrote."""
+    return BudgetSettings(float(row[0]), float(row[1]), None if row[2] < 0 else float(row[2]))
 
 
 @dataclass
@@ -75,7 +70,7 @@ class ServingSettings:
     """The engine's compression settings (`method` None: positions fixed, nothing dropped)."""
 
     method: dict[str, Any] | None
-    default: Budget3
+    default: BudgetSettings
     token_ids: TokenIds
     positions_per_second: float
     selector_prefix: str = "thinker.compressor."
@@ -85,15 +80,15 @@ class ServingSettings:
         thinker = getattr(hf_config, "thinker_config", hf_config)
         raw = getattr(hf_config, CONFIG_KEY, None)
         if raw is None:
-            default, method = Budget3(0.0, 0.0, None), None
+            default, method = BudgetSettings(0.0, 0.0, None), None
         else:
             if not isinstance(raw, Mapping) or "method" not in raw:
                 raise ValueError(
                     f"model config `{CONFIG_KEY}` must be CompressionConfig.to_dict() (use omnisift.vllm.engine_args), "
                     f"got {raw!r}."
                 )
-            default = Budget3(float(raw["video_drop"]), float(raw["audio_drop"]), raw.get("retain"))
-            method = dict(raw["method"])
+            config = CompressionConfig.from_dict(raw)
+            default, method = config.budget, method_settings(config.method)
         return cls(
             method=method,
             default=default,
@@ -104,8 +99,7 @@ class ServingSettings:
     def build_method(self) -> SelectionMethod | None:
         if self.method is None:
             return None
-        settings = {k: v for k, v in self.method.items() if k != "name"}
-        method = build_method(self.method["name"], **settings)
+        method = CompressionConfig.from_dict({"method": self.method}).method
         check_layout_only(method)
         return method
 
@@ -165,22 +159,21 @@ def _number(kwargs: Mapping[str, object], key: str, default: float | None) -> fl
         number = float(value)
     except ValueError:
         raise ValueError(f"request key {key!r} must be a number, got {value!r}.") from None
-    if not math.isfinite(number):
-        raise ValueError(f"request key {key!r} must be a finite number, got {value!r}.")
-    return number
+    return number  # nan/inf reach BudgetSettings, which refuses them as the config does
 
 
-def request_budget(settings: ServingSettings, kwargs: Mapping[str, object]) -> Budget3:
-    """The engine's budget with a request's `omnisift_*` overrides applied (validated)."""
+def request_budget(settings: ServingSettings, kwargs: Mapping[str, object]) -> BudgetSettings:
+    """The engine's budget with a request's `omnisift_*` overrides applied (checked as the config is)."""
     validate_request_kwargs(kwargs)
     budget = settings.default
     video = _number(kwargs, "omnisift_video_drop", budget.video_drop)
     audio = _number(kwargs, "omnisift_audio_drop", budget.audio_drop)
     retain = _number(kwargs, "omnisift_retain", budget.retain)
-    validate_drops(video, audio, retain)
+    requested = BudgetSettings(video, audio, retain)  # type: ignore[arg-type]
+    video, audio, retain = requested.video_drop, requested.audio_drop, requested.retain
     if settings.method is None and (video or audio or retain is not None):
         raise ValueError(
             "this engine has no compression method: build it with omnisift.vllm.engine_args(CompressionConfig(...)) "
             "to use omnisift_* request settings."
         )
-    return Budget3(video, audio, retain)
+    return requested

@@ -37,9 +37,17 @@ from vllm.multimodal import MULTIMODAL_REGISTRY
 from vllm.multimodal.inputs import MultiModalFieldConfig
 from vllm.multimodal.processing.processor import PromptReplacement, PromptUpdateDetails
 
+from ..budget import BudgetSettings
 from .blocks import Block, audio_token_count, build_block
 from .plan import kept_count, prompt_drops, select_block
-from .settings import REQUEST_KEYS, Budget3, ServingSettings, request_budget, validate_request_kwargs
+from .settings import (
+    REQUEST_KEYS,
+    ServingSettings,
+    budget_from_row,
+    budget_row,
+    request_budget,
+    validate_request_kwargs,
+)
 
 __all__ = ["OmniSIFTQwen25OmniThinker", "OmniSIFTProcessor"]
 
@@ -77,7 +85,7 @@ def _block_of(config: Any, grid_thw: Sequence[int], second_per_grid: float, audi
     )
 
 
-def _block_drops(block: Block, budget: Budget3, settings: ServingSettings) -> tuple[float, float]:
+def _block_drops(block: Block, budget: BudgetSettings, settings: ServingSettings) -> tuple[float, float]:
     return prompt_drops([block], budget.video_drop, budget.audio_drop, budget.retain, settings.token_ids)
 
 
@@ -122,7 +130,7 @@ class OmniSIFTProcessor(Qwen2_5OmniThinkerMultiModalProcessor):
         num_videos = 0 if grids is None else len(grids)
         if num_videos:
             budget = request_budget(self._settings(), hf_kwargs)
-            out["omnisift_budget"] = torch.tensor([budget.as_row()] * num_videos, dtype=torch.float64)
+            out["omnisift_budget"] = torch.tensor([budget_row(budget)] * num_videos, dtype=torch.float64)
         lengths = out.get("audio_feature_lengths")
         if hf_kwargs.get("use_audio_in_video") and num_videos and lengths is not None:
             if len(lengths) != num_videos:
@@ -160,7 +168,7 @@ class OmniSIFTProcessor(Qwen2_5OmniThinkerMultiModalProcessor):
             block = _block_of(
                 config, data["video_grid_thw"][item_idx], data["second_per_grid_ts"][item_idx], audio
             )
-            budget = Budget3.from_row(data["omnisift_budget"][item_idx].tolist())
+            budget = budget_from_row(data["omnisift_budget"][item_idx].tolist())
             count = kept_count(block, *_block_drops(block, budget, settings), ids)
             if not with_audio:
                 return [ids.video] * count
@@ -305,7 +313,7 @@ class OmniSIFTQwen25OmniThinker(Qwen2_5OmniThinkerForConditionalGeneration):
         merged[is_video] = video.to(merged.dtype)
         if audio is not None:
             merged[~is_video] = audio.to(merged.dtype)
-        budget = Budget3.from_row(budgets[index].tolist()) if budgets is not None else self.omnisift.default
+        budget = budget_from_row(budgets[index].tolist()) if budgets is not None else self.omnisift.default
         drops = _block_drops(block, budget, self.omnisift)
         if drops == (0.0, 0.0):
             kept, offsets = merged, torch.from_numpy(block.positions)
