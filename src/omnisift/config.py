@@ -252,6 +252,8 @@ def add_compression_arguments(
         metavar="NAME=VALUE",
         help="a setting of the method (repeatable; `omnisift methods` lists them), e.g. knn=3",
     )
+    shortcuts = tuple(name for name, added in (("selector", selector), ("seed", seed)) if added)
+    parser.set_defaults(compression_shortcuts=shortcuts)  # a command's own --seed is not the method's
 
 
 def compression_from_args(args: argparse.Namespace) -> CompressionConfig | None:
@@ -261,7 +263,7 @@ def compression_from_args(args: argparse.Namespace) -> CompressionConfig | None:
         video_drop=args.video_drop,
         audio_drop=args.audio_drop,
         retain=args.retain,
-        selector=getattr(args, "selector", None),
-        seed=getattr(args, "seed", None),
+        selector=args.selector if "selector" in args.compression_shortcuts else None,
+        seed=args.seed if "seed" in args.compression_shortcuts else None,
         method_params=parse_method_params(args.method_param),
     )

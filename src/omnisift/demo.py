@@ -22,7 +22,7 @@ from .inputs import prepare_inputs
 from .loading import load_model
 from .measure import measure
 from .models import find_adapter
-from .selector import VisionGuidedAudioSelector, find_selector_keys
+from .selector import RANDOM_SELECTOR, source_selector
 
 __all__ = ["DemoRun", "run_demo", "format_demo"]
 
@@ -42,16 +42,15 @@ def _load(model: str, selector_path: str | None, device: str, dtype: torch.dtype
     """The thinker, processor, selector (module, path or None) and whether the weights are random."""
     loaded = load_model(model, dtype=dtype, device=device)
     thinker = loaded.thinker.eval()
+    hidden = thinker.config.text_config.hidden_size
     if loaded.random_weights:
-        torch.manual_seed(0)
-        selector = VisionGuidedAudioSelector(thinker.config.text_config.hidden_size).eval()
+        selector = source_selector(RANDOM_SELECTOR, hidden_size=hidden, seed=0).eval()
         return thinker, loaded.processor, selector, True
     source = selector_path or loaded.selector_source
     if source is None:
         logger.warning("%s holds no selector: audio is kept whole (video-only pruning)", model)
         return thinker, loaded.processor, None, False
-    find_selector_keys(source)
-    return thinker, loaded.processor, source, False
+    return thinker, loaded.processor, source_selector(source, hidden_size=hidden), False
 
 
 def run_demo(

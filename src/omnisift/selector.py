@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
@@ -20,6 +22,10 @@ from .ops import group_slots
 
 __all__ = [
     "VisionGuidedAudioSelector",
+    "RANDOM_SELECTOR",
+    "SelectorSource",
+    "source_selector",
+    "selector_from_state",
     "load_selector",
     "save_selector",
     "find_selector_keys",
@@ -29,6 +35,14 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_PREFIX = "thinker.compressor."
+"""Key prefix of the selector inside a released OmniSIFT checkpoint (the published `compressor` module)."""
+
+RANDOM_SELECTOR = "random"
+"""`source_selector` source of a random-init selector (fixtures, training from scratch; needs a seed)."""
+
+SelectorSource = nn.Module | str | Path | Mapping[str, torch.Tensor]
+"""Where a selector comes from: a module, a `.safetensors` file, a checkpoint folder, a state dict of
+prefix-stripped keys, or `RANDOM_SELECTOR`."""
 
 
 class VisionGuidedAudioSelector(nn.Module):
@@ -123,6 +137,33 @@ def _expected_shapes(hidden_size: int, width: int = 512) -> dict[str, tuple[int,
     }
 
 
+_PICKLE_OR_ZIP = (b"\x80", b"PK")
+
+
+def _unreadable(file: Path, error: Exception) -> str:
+    size = file.stat().st_size if file.is_file() else -1
+    if size == 0:
+        what = "is empty (0 bytes)"
+    elif file.read_bytes()[:2].startswith(_PICKLE_OR_ZIP):
+        what = "is a pickle or torch.save file, which omnisift never loads (it could run code)"
+    else:
+        what = f"is not a readable safetensors file ({error}): it may be truncated or corrupt"
+    return (
+        f"selector file {file} {what}; pass a selector written by omnisift.save_selector / omnisift train "
+        "or the OmniSIFT checkpoint folder (download it again if it was cut short)."
+    )
+
+
+@contextmanager
+def _open(file: Path) -> Iterator[Any]:
+    """`safe_open` whose failures name the file and what is wrong with it."""
+    try:
+        with safe_open(str(file), framework="pt") as handle:
+            yield handle
+    except (SafetensorError, OSError) as error:
+        raise ValueError(_unreadable(file, error)) from None
+
+
 def find_selector_keys(path: str | Path) -> dict[str, Path]:
     """Map each selector key (prefix stripped) to the safetensors file that holds it.
 
@@ -136,7 +177,12 @@ def find_selector_keys(path: str | Path) -> dict[str, Path]:
     if path.is_dir():
         index = path / "model.safetensors.index.json"
         if index.exists():
-            weight_map: dict[str, str] = json.loads(index.read_text())["weight_map"]
+            try:
+                weight_map: dict[str, str] = json.loads(index.read_text())["weight_map"]
+            except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
+                raise ValueError(
+                    f"{index} is not a safetensors index (JSON with a 'weight_map'): {error}."
+                ) from None
             return _select_keys(((k, path / f) for k, f in weight_map.items()), path)
         files = sorted(path.glob("*.safetensors"))
         if not files:
@@ -146,10 +192,10 @@ def find_selector_keys(path: str | Path) -> dict[str, Path]:
             )
         pairs: list[tuple[str, Path]] = []
         for file in files:
-            with safe_open(str(file), framework="pt") as handle:
+            with _open(file) as handle:
                 pairs.extend((k, file) for k in handle.keys())
         return _select_keys(pairs, path)
-    with safe_open(str(path), framework="pt") as handle:
+    with _open(path) as handle:
         return _select_keys(((k, path) for k in handle.keys()), path)
 
 
@@ -182,7 +228,8 @@ def load_selector(
     """Load a selector from a safetensors file or a (sharded) checkpoint folder.
 
     The hidden size is read from `v_proj.weight`; pass `hidden_size` to also check it against a model.
-    Fails with the names of missing, unexpected and wrongly shaped keys.
+    Fails with the names of missing, unexpected and wrongly shaped keys, or with the file and what is
+    wrong with it (empty, truncated, a pickle).
     """
     key_files = find_selector_keys(path)
     tensors: dict[str, torch.Tensor] = {}
@@ -190,17 +237,33 @@ def load_selector(
     for key, file in key_files.items():
         by_file.setdefault(file, []).append(key)
     for file, keys in by_file.items():
-        with safe_open(str(file), framework="pt") as handle:
+        with _open(file) as handle:
             available = set(handle.keys())
             for key in keys:
                 stored = CHECKPOINT_PREFIX + key if CHECKPOINT_PREFIX + key in available else key
-                tensors[key] = handle.get_tensor(stored)
+                try:
+                    tensors[key] = handle.get_tensor(stored)
+                except SafetensorError as error:
+                    raise ValueError(_unreadable(file, error)) from None
+    selector = selector_from_state(tensors, origin=str(path), hidden_size=hidden_size)
+    logger.info("loaded selector (hidden %d, width %d) from %s", selector.hidden_size, selector.width, path)
+    return selector.to(device=device, dtype=dtype).eval()
+
+
+def selector_from_state(
+    tensors: Mapping[str, torch.Tensor], *, origin: str, hidden_size: int | None = None
+) -> VisionGuidedAudioSelector:
+    """A selector from its weights (keys without the checkpoint prefix), after the one key and shape check.
+
+    `origin` names where the weights came from in errors. The width is read from `v_proj.weight`, the
+    heads follow the published rule (8 when the width allows, else 1).
+    """
     if "v_proj.weight" not in tensors:
-        raise ValueError(f"{path}: selector key 'v_proj.weight' is missing, so the hidden size is unknown.")
+        raise ValueError(f"{origin}: selector key 'v_proj.weight' is missing, so the hidden size is unknown.")
     width, found_hidden = tensors["v_proj.weight"].shape
     if hidden_size is not None and found_hidden != hidden_size:
         raise ValueError(
-            f"{path}: the selector was trained for hidden size {found_hidden} but the model has {hidden_size}; "
+            f"{origin}: the selector was trained for hidden size {found_hidden} but the model has {hidden_size}; "
             "use a selector trained for this model (the released one is for Qwen2.5-Omni-7B, hidden 3584)."
         )
     expected = _expected_shapes(found_hidden, width)
@@ -217,12 +280,58 @@ def load_selector(
             details.append(
                 "wrong shapes " + ", ".join(f"{k} {tuple(tensors[k].shape)} != {expected[k]}" for k in wrong)
             )
-        raise ValueError(f"{path} is not a valid selector checkpoint: " + "; ".join(details) + ".")
-    heads = 8 if width % 8 == 0 else 1
-    selector = VisionGuidedAudioSelector(found_hidden, width, heads)
-    selector.load_state_dict(tensors)
-    logger.info("loaded selector (hidden %d, width %d) from %s", found_hidden, width, path)
-    return selector.to(device=device, dtype=dtype).eval()
+        raise ValueError(f"{origin} is not a valid selector checkpoint: " + "; ".join(details) + ".")
+    selector = VisionGuidedAudioSelector(found_hidden, width, 8 if width % 8 == 0 else 1)
+    selector.load_state_dict(dict(tensors))
+    return selector.eval()
+
+
+def random_selector(hidden_size: int, seed: int) -> VisionGuidedAudioSelector:
+    """A random-init selector drawn from `seed` alone (the global random state is left as it was)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return VisionGuidedAudioSelector(hidden_size)
+
+
+def source_selector(
+    source: SelectorSource,
+    *,
+    hidden_size: int | None = None,
+    seed: int | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> nn.Module:
+    """The selector `source` names, checked against the model's `hidden_size` (the one way to get one).
+
+    `source` is a module (returned as it is), a selector `.safetensors` file or a checkpoint folder with
+    `thinker.compressor.*` keys (`load_selector`), a state dict of prefix-stripped keys (a served
+    checkpoint's), or `RANDOM_SELECTOR` with an explicit `seed` and `hidden_size` (fixtures).
+    """
+    if isinstance(source, nn.Module):
+        found = getattr(source, "hidden_size", None)
+        if hidden_size is not None and found is not None and found != hidden_size:
+            raise ValueError(
+                f"the selector has hidden size {found} but the model has {hidden_size}: use a selector built or "
+                "trained for this model."
+            )
+        return source
+    if isinstance(source, str) and source == RANDOM_SELECTOR:
+        if seed is None or hidden_size is None:
+            raise ValueError(
+                "a random selector needs an explicit seed and hidden_size (it must be reproducible)."
+            )
+        return random_selector(hidden_size, seed).to(device=device, dtype=dtype)
+    if isinstance(source, Mapping):
+        state = selector_from_state(
+            source, origin="the checkpoint's selector weights", hidden_size=hidden_size
+        )
+        return state.to(device=device, dtype=dtype)
+    if isinstance(source, (str, Path)):
+        return load_selector(source, hidden_size=hidden_size, device=device, dtype=dtype)
+    raise ValueError(
+        f"a selector is a module, a .safetensors file, a checkpoint folder or {RANDOM_SELECTOR!r}, got "
+        f"{type(source).__name__}."
+    )
 
 
 def save_selector(selector: VisionGuidedAudioSelector, path: str | Path, *, prefixed: bool = True) -> Path:

@@ -49,11 +49,9 @@ def _with_selector(
         return compression.with_method(selector=source)
     if compression.audio_drop == 0 and compression.retain is None:
         return compression
-    from ..selector import VisionGuidedAudioSelector
+    from ..selector import RANDOM_SELECTOR, source_selector
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        selector = VisionGuidedAudioSelector(thinker.config.text_config.hidden_size)
+    selector = source_selector(RANDOM_SELECTOR, hidden_size=thinker.config.text_config.hidden_size, seed=seed)
     logger.warning("fixture model: using a random audio selector (the whole model has random weights)")
     return compression.with_method(selector=selector)
 

@@ -451,16 +451,10 @@ class SelectorMethod(SelectionMethod):
             )
 
     def prepare(self, adapter: ModelAdapter) -> None:
-        from ..selector import load_selector
+        from ..selector import source_selector
 
-        if isinstance(self.selector, (str, Path)):
-            self._module = load_selector(self.selector, hidden_size=adapter.hidden_size)
-        hidden = getattr(self._module, "hidden_size", None)
-        if hidden is not None and hidden != adapter.hidden_size:
-            raise ValueError(
-                f"the selector has hidden size {hidden} but the model has {adapter.hidden_size}: use a selector "
-                "built or trained for this model."
-            )
+        if self.selector is not None:
+            self._module = source_selector(self.selector, hidden_size=adapter.hidden_size)
 
     @property
     def selector_module(self) -> nn.Module | None:
@@ -494,9 +488,9 @@ class SelectorMethod(SelectionMethod):
         return self._converted[1]
 
     def prepare_from_path(self, hidden_size: int) -> None:
-        from ..selector import load_selector
+        from ..selector import source_selector
 
-        self._module = load_selector(self.selector, hidden_size=hidden_size)
+        self._module = source_selector(self.selector, hidden_size=hidden_size)
 
     def video_redundancy(
         self, layout: Layout, flat_embeds: torch.Tensor, budget: Budget

@@ -45,10 +45,11 @@ from ..inputs import Protocol, effective_protocol
 from ..loading import is_tiny, load_model
 from ..selector import (
     CHECKPOINT_PREFIX,
+    RANDOM_SELECTOR,
     VisionGuidedAudioSelector,
     find_selector_keys,
-    load_selector,
     save_selector,
+    source_selector,
 )
 from .data import (
     ConversationDataset,
@@ -241,10 +242,9 @@ def _initial_selector(config: TrainConfig, hidden_size: int) -> VisionGuidedAudi
             source = None
     if source is not None:
         logger.info("selector initialised from %s", source)
-        return load_selector(source, hidden_size=hidden_size, dtype=torch.float32)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        return VisionGuidedAudioSelector(hidden_size)
+    else:
+        source = RANDOM_SELECTOR
+    return source_selector(source, hidden_size=hidden_size, seed=config.seed, dtype=torch.float32)
 
 
 # ------------------------------------------------------------------------------------------------

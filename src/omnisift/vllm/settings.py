@@ -22,6 +22,7 @@ from ..layout import TokenIds
 from ..methods import SelectionMethod, method_settings
 from ..methods.shared import SelectorMethod
 from ..models.qwen2_5_omni.adapter import Qwen25OmniAdapter
+from ..selector import CHECKPOINT_PREFIX, source_selector
 
 __all__ = [
     "ServingSettings",
@@ -73,7 +74,7 @@ class ServingSettings:
     default: BudgetSettings
     token_ids: TokenIds
     positions_per_second: float
-    selector_prefix: str = "thinker.compressor."
+    selector_prefix: str = CHECKPOINT_PREFIX
 
     @classmethod
     def from_hf_config(cls, hf_config: Any) -> ServingSettings:
@@ -120,12 +121,7 @@ class ServingSettings:
                     "CompressionConfig(selector=...) to omnisift.vllm.engine_args, or audio_drop=0 to prune video only."
                 )
             return method
-        from ..selector import VisionGuidedAudioSelector
-
-        width = selector_state["v_proj.weight"].shape[0]
-        selector = VisionGuidedAudioSelector(hidden_size, width, 8 if width % 8 == 0 else 1)
-        selector.load_state_dict(selector_state)
-        return dataclasses.replace(method, selector=selector.eval())
+        return dataclasses.replace(method, selector=source_selector(selector_state, hidden_size=hidden_size))
 
 
 def validate_request_kwargs(kwargs: Mapping[str, object]) -> None:
