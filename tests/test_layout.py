@@ -77,7 +77,7 @@ def test_video_only_positions_match_get_rope_index(rope_model) -> None:
 
 
 def test_sub_one_fps_chunk_order_matches_spec() -> None:
-    # SPEC 2: at 0.5 fps, 12 s with 4 tokens a grid: V4 A50 V1 A50 V3 A50 V1 A50 V3 A100
+    # docs/design.md#layout-rules: at 0.5 fps, 12 s with 4 tokens a grid: V4 A50 V1 A50 V3 A50 V1 A50 V3 A100
     batch = build_batch([[av_clip(12, 2, 2, fps=0.5)]], 8)
     ids = batch.input_ids[0, 2:-2].tolist()
     runs, last, count = [], None, 0

@@ -45,7 +45,7 @@ def _runs(tokens: list[int]) -> list[tuple[int, int]]:
 
 
 def _expected_media_runs(grid_thw, second_per_grid: float, n_audio: int) -> list[tuple[int, int]]:
-    """SPEC 2 layout: per 2-s chunk (50 t ids) the chunk's video grids, then the chunk's audio tokens."""
+    """docs/design.md#layout-rules layout: per 2-s chunk (50 t ids) the chunk's video grids, then the chunk's audio tokens."""
     t, h, w = (int(x) for x in grid_thw)
     per_grid = h * w // 4
     grid_t = [math.floor(g * np.float32(second_per_grid) * 25) for g in range(t)]

@@ -21,7 +21,7 @@ def test_engine_args_need_no_vllm_and_refuse_encoder_methods():
 
 
 def test_block_at_half_fps_splits_grids_across_chunks():
-    # 12 s at 0.5 fps: grids at t = 0, 100, 200 (4 s each), 4 tokens a grid, 300 audio tokens (SPEC 2).
+    # 12 s at 0.5 fps: grids at t = 0, 100, 200 (4 s each), 4 tokens a grid, 300 audio tokens (docs/design.md#layout-rules).
     block = build_block((3, 4, 4), 4.0, 300)
     runs, kinds = [], block.is_video.tolist()
     for kind in kinds:

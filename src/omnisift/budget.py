@@ -1,6 +1,6 @@
 """Token budgets: how many video tokens each grid and how many audio tokens each group keep.
 
-Counts follow the published rules (SPEC 3): a grid of n tokens drops `floor(n * video_drop)`, a group
+Counts follow the published rules (docs/design.md#budgets): a grid of n tokens drops `floor(n * video_drop)`, a group
 with La > 1 audio tokens keeps `La - floor(La * audio_drop)`. Floors are taken in float64, which is
 what Python's `int(n * r)` does. Every method uses these counts, so comparisons are at equal budget.
 

@@ -2,7 +2,7 @@
 
 Everything is derived from token ids, the temporal row of the M-RoPE position ids and the attention
 mask, never from token order alone: below 1 fps the processor splits one grid across chunks, so a
-grid is "the video tokens of one video that share a t value" (SPEC 2).
+grid is "the video tokens of one video that share a t value" (docs/design.md#layout-rules).
 
 The whole batch is handled at once with tensor ops. The number of host syncs is constant (sizes of
 the video, grid, group and audio sets), whatever the number of groups.

@@ -1,6 +1,6 @@
 """The vision-guided audio selector (VGAS): a small cross-attention scorer of audio tokens.
 
-Parameter names and the forward follow the published OmniSIFT checkpoint (SPEC 3.6), so its
+Parameter names and the forward follow the published OmniSIFT checkpoint (docs/design.md#the-selector-and-its-checkpoint), so its
 `thinker.compressor.*` weights load as they are.
 """
 

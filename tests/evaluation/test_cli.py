@@ -43,7 +43,7 @@ def test_eval_reports_missing_media_with_exit_code(question_files, media_root, t
 
 
 def test_default_answer_length_is_the_thinkers_own_limit():
-    """SPEC 7 Corrections: the published answers were capped at 1024 new tokens, not 256."""
+    """docs/design.md#measured-corrections: the published answers were capped at 1024 new tokens, not 256."""
     from omnisift.inputs import Protocol
 
     assert Protocol().max_new_tokens == 1024

@@ -1,6 +1,6 @@
 """Long videos: the real sampling fps reaches the model, so audio and video positions of a second agree.
 
-SPEC 4: the published evaluation capped videos at 256 frames but let the processor assume 2 fps, so for
+docs/design.md#published-code-defects: the published evaluation capped videos at 256 frames but let the processor assume 2 fps, so for
 a 300 s clip the last frame (at ~299 s) got the temporal position of second 127. Here a synthetic 300 s,
 25 fps clip sampled as `omnisift.media.load` samples it (the published indices, the rate they imply) goes
 through `omnisift.inputs.encode` and the model's own `get_rope_index`.

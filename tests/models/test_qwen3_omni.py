@@ -81,7 +81,7 @@ LAYOUTS = {
 
 
 # ---------------------------------------------------------------------------------------------------
-# Literal per-sample reference of the rules (SPEC 3 on Qwen3-Omni layouts)
+# Literal per-sample reference of the rules (docs/design.md#selection-rules on Qwen3-Omni layouts)
 # ---------------------------------------------------------------------------------------------------
 
 

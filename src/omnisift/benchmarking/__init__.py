@@ -5,7 +5,7 @@ quantities measured side by side in the same run, since timings on a shared CPU 
 
 - ``selection`` (`selection`): `keep_mask` against the floor (the bare ``selector.v_proj`` matmul of the
   kept video tokens) and against `omnisift.testing.reference.literal_keep_mask`, the per-group Python loop
-  written from SPEC 3 the way the published code works (a loop per chunk, full-length ``nonzero`` scans,
+  written from docs/design.md#selection-rules the way the published code works (a loop per chunk, full-length ``nonzero`` scans,
   host syncs per chunk), for clips of 10-300 s at 252 and 880 tokens per grid, hidden 3584, fp32 and
   bf16. Timed round-robin (median of several runs after a warm-up); a least-squares fit
   ``t = a + b * tokens + c * chunks`` over both grid sizes gives the per-chunk term ``c`` of each.

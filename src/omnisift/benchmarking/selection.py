@@ -47,7 +47,7 @@ def selection_suite(
     rows: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
     selectors = {d: make_selector(hidden, DTYPES[d], device) for d in dtypes}
-    # The two reference points of SPEC 5 first (so a time budget never skips them), then by size.
+    # The two reference points of docs/design.md#paper-numbers first (so a time budget never skips them), then by size.
     priority = [(20, 252), (60, 880)]
     configs = [sp for sp in priority if sp[0] in seconds_list and sp[1] in grid_sizes]
     configs += sorted(

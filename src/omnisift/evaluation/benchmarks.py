@@ -1,4 +1,4 @@
-"""Question-file loaders for the five audio-video benchmarks (SPEC 7).
+"""Question-file loaders for the five audio-video benchmarks (docs/design.md#evaluation-protocol).
 
 Each benchmark ships its questions in a different JSONL layout; this module turns all five into one
 `Question` record so the runner, the scorer and the report never look at raw fields.

@@ -1,7 +1,7 @@
 """Multiple-choice answer parsing.
 
 The published evaluation took the first capital letter of a response, so "The answer is B." scored as
-"T" (SPEC 4). This parser looks for an explicit answer statement first, then a leading option label,
+"T" (docs/design.md#published-code-defects). This parser looks for an explicit answer statement first, then a leading option label,
 then standalone option letters, then the option's own text, and refuses (returns None) whenever the
 response names no option or more than one.
 """

@@ -43,7 +43,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 TITLES = dict(COLUMNS)
 DURATION_ORDER = {"short": 0, "medium": 1, "long": 2}
 
-# SPEC 5: the paper's Table 1 for Qwen2.5-Omni (WorldSense, OmniVideoBench, Video-MME, video-SALMONN-2).
+# docs/design.md#paper-numbers: the paper's Table 1 for Qwen2.5-Omni (WorldSense, OmniVideoBench, Video-MME, video-SALMONN-2).
 PAPER_TABLE1: tuple[tuple[str, str, float, tuple[float, float, float, float]], ...] = (
     ("7B", "Full tokens", 1.0, (49.7, 35.6, 67.6, 48.1)),
     ("7B", "OmniSIFT", 0.35, (50.0, 35.6, 68.3, 50.5)),

@@ -1,7 +1,7 @@
 """DyCoke (arXiv 2411.15024): temporal token merging (TTM) before the LLM, video only.
 
 DyCoke has two stages: temporal token merging of the visual tokens before the LLM, and dynamic pruning of
-the visual KV cache while decoding. Only the first is implemented (SPEC 6): the second needs the LLM's
+the visual KV cache while decoding. Only the first is implemented (docs/design.md#baselines): the second needs the LLM's
 attention at every decode step and is out of scope; asking for it (`kv_pruning=True`) raises.
 
 TTM, with the grids of a video (one grid = two frames merged by the temporal patch) as DyCoke's frames:

@@ -1,4 +1,4 @@
-"""EVS, Efficient Video Sampling (arXiv 2510.14624), video only, as described in the paper and SPEC 6.
+"""EVS, Efficient Video Sampling (arXiv 2510.14624), video only, as described in the paper and docs/design.md#baselines.
 
 Each video token is scored by its dissimilarity `1 - cos` to the token at the same index of the previous
 grid (temporal patch pair) of the same video; the first grid of a video is always kept; the tokens kept

@@ -1,11 +1,11 @@
 """OmniSIFT (arXiv 2602.04804): spatio-temporal video pruning, then vision-guided audio selection.
 
-STVP, per group of two grids (SPEC 3.2-3.3): the first grid drops its `floor(n * video_drop)` tokens
+STVP, per group of two grids (docs/design.md#selection-rules): the first grid drops its `floor(n * video_drop)` tokens
 most cosine-similar to the grid's mean; the second grid (when as large as the first) drops the same
 number of tokens most similar to the token at the same index of the unpruned first grid. A second
 grid of another size is kept whole (the temporal rule needs index-aligned patches).
 
-VGAS (SPEC 3.4): the group's surviving video tokens are the anchors; the selector scores the group's
+VGAS (docs/design.md#selection-rules): the group's surviving video tokens are the anchors; the selector scores the group's
 audio against them and the top `La - floor(La * audio_drop)` are kept. During training the kept audio
 is multiplied by a straight-through factor of value exactly 1 so the selector gets a gradient.
 

@@ -1,6 +1,6 @@
 """OmniZip (arXiv 2511.14582): audio-guided, training-free audio-video token compression.
 
-Steps (SPEC 6), per sample, on the audio tokens that belong to a 2-s group (interleaved with video):
+Steps (docs/design.md#baselines), per sample, on the audio tokens that belong to a 2-s group (interleaved with video):
 
 1. Audio saliency: at the audio encoder's last layer, softmax(QK^T / sqrt(d)) per head over all frames of
    the audio input, mean over heads, summed over queries (the attention each frame receives), then

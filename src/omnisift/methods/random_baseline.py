@@ -1,6 +1,6 @@
 """Random token dropping: the uniform baseline of the OmniSIFT paper (arXiv 2602.04804, Table 1, "Random").
 
-Per modality and group, a uniform sample without replacement (SPEC 6):
+Per modality and group, a uniform sample without replacement (docs/design.md#baselines):
 
 - video: each grid keeps `budget.video_keep_per_grid` tokens drawn uniformly from the grid;
 - audio: each group keeps `budget.audio_keep_per_group` of the audio tokens in its window, drawn uniformly.

@@ -4,7 +4,7 @@
 - OmniSIFT's two stages (STVP scores, VGAS audio keep, the straight-through factor) and the frame of
   every method that scores audio with the trained selector (`SelectorMethod`: OmniSIFT and its ablations).
 - Seeded uniform sampling and the frame of the video-only baselines (`VideoOnlyMethod`: audio sampled
-  uniformly per group at the budget's audio drop, SPEC 6).
+  uniformly per group at the budget's audio drop, docs/design.md#budgets).
 - Exact integer count fitting (`fit_counts`) for methods that spread a budget their own way.
 """
 

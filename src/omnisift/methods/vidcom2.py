@@ -1,4 +1,4 @@
-"""VidCom2, Video Compression Commander (arXiv 2505.14454), video only, as described in SPEC 6.
+"""VidCom2, Video Compression Commander (arXiv 2505.14454), video only, as described in docs/design.md#baselines.
 
 Per video (the grids of one video, a grid standing for one of VidCom2's frames):
 

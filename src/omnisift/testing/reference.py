@@ -1,4 +1,4 @@
-"""The OmniSIFT selection rules (SPEC 3) written literally: one Python iteration per 2-second group.
+"""The OmniSIFT selection rules (docs/design.md#selection-rules) written literally: one Python iteration per 2-second group.
 
 Written from the spec, independently of the library's batched `keep_mask`, and run the way the published
 code runs them: per group, full-length ``nonzero`` scans for its grids and its audio window, sizes read
@@ -80,7 +80,7 @@ def literal_keep_mask(
     audio_drop: float = 0.3,
     token_ids: TokenIds | None = None,
 ) -> torch.Tensor:
-    """[B, N] keep mask of the SPEC 3 rules, one sample, one video run and one 2-second group at a time.
+    """[B, N] keep mask of the rules of docs/design.md#selection-rules, one sample, one video run and one 2-second group at a time.
 
     A run is a maximal stretch of consecutive (unpadded) video and audio tokens; runs without video are
     kept whole. Audio windows end at the next group's first grid, the last one past the largest position.

@@ -1,7 +1,7 @@
 """The audio-visual block of one Qwen2.5-Omni video with its audio track, as transformers lays it out.
 
 A video with its own audio (`use_audio_in_video`) becomes `<vision_bos><audio_bos>`, then per 2-second
-chunk the chunk's video tokens and the chunk's audio tokens, then `<audio_eos><vision_eos>` (SPEC 2).
+chunk the chunk's video tokens and the chunk's audio tokens, then `<audio_eos><vision_eos>` (docs/design.md#layout-rules).
 This module rebuilds that order and the M-RoPE ids from the grid, the seconds per grid and the audio
 feature length alone, with transformers' rules (facts, not code, of 5.19-5.23):
 

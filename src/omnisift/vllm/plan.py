@@ -2,9 +2,10 @@
 
 vLLM sizes placeholders when the prompt is processed, before any pixel is encoded. Every layout-only
 method keeps exactly the counts the budget gives per grid and per audio window, so the kept count of a
-block follows from its layout and the drops alone. A `retain` target is solved once for the whole
-prompt (all its videos, as transformers does per sample) into per-prompt drops that travel with each
-video; the model then selects inside each block with those drops, which gives the same counts.
+block follows from its layout and the drops alone. `prompt_drops` solves a `retain` target over the
+blocks it is given; the thinker gives it one video at a time, so each video gets its own drops, at prompt
+time and again inside the model, which gives the same counts (transformers solves once per sample, over
+all its videos: the two differ on prompts with several videos). See docs/design.md#vllm.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Qwen2.5-Omni in transformers 5.23: where to hook and the family's facts (SPEC 2).
+"""Qwen2.5-Omni in transformers 5.23: where to hook and the family's facts (docs/design.md#qwen25-omni).
 
 Everything is final at `thinker.model.language_model(...)`: the encoders' features are merged into
 `inputs_embeds` and the M-RoPE ids are computed. `input_ids` are not passed there, so they are

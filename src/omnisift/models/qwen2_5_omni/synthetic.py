@@ -1,7 +1,7 @@
 """Synthetic merged inputs laid out exactly as the Qwen2.5-Omni processor and `get_rope_index` lay them.
 
 Used by the tests (parity against a literal reference) and by the benchmarks (clips of any length
-without running the encoders). Token order and M-RoPE ids follow SPEC 2, including the chunking quirk
+without running the encoders). Token order and M-RoPE ids follow docs/design.md#layout-rules, including the chunking quirk
 below 1 fps where one grid is split across chunks.
 """
 

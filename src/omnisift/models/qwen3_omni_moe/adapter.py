@@ -1,4 +1,4 @@
-"""Qwen3-Omni-MoE in transformers 5.23: where to hook and the family's facts (SPEC 8).
+"""Qwen3-Omni-MoE in transformers 5.23: where to hook and the family's facts (docs/design.md#qwen3-omni).
 
 Same hook points as Qwen2.5-Omni: everything is final at `thinker.model.language_model(...)`, whose
 keyword inputs also carry the DeepStack features (`visual_pos_masks` [B, N] and

@@ -1,6 +1,6 @@
 """Tiny, offline Qwen3-Omni-MoE fixtures: a random thinker (and full model) and a processor.
 
-Built from configs with the released checkpoint's special token ids (SPEC 8) and
+Built from configs with the released checkpoint's special token ids (docs/design.md#qwen3-omni) and
 `position_id_per_seconds` 13. Two things make the random model a useful test subject: the audio
 tower's output projection is re-initialised with a large spread (with the default init every audio
 embedding is almost the same vector, so scores tie), and the text attention's q/k norms are scaled

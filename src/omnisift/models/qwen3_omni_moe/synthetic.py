@@ -1,4 +1,4 @@
-"""Synthetic merged inputs laid out as the Qwen3-Omni processor and `get_rope_index` lay them (SPEC 8).
+"""Synthetic merged inputs laid out as the Qwen3-Omni processor and `get_rope_index` lay them (docs/design.md#qwen3-omni).
 
 A video with its audio track is one run `<vision_bos><audio_bos>` (positions s, s + 1), then its video
 and audio tokens merge-sorted by t (a video token first on equal t), then `<audio_eos><vision_eos>`.
