@@ -14,6 +14,7 @@ from .config import CompressionConfig
 from .keepmap import keep_map
 from .loading import LoadedModel, load_model
 from .media import SamplingConfig, load
+from .methods import takes_setting
 from .picture import Picture, draw
 
 __all__ = ["show", "DEFAULT_RETAIN"]
@@ -28,12 +29,10 @@ def _selector_for(loaded: LoadedModel, selector: Any) -> Any:
     if selector is not None:
         return selector
     if loaded.random_weights:
-        from .selector import VisionGuidedAudioSelector
+        from .selector import RANDOM_SELECTOR, source_selector
 
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            hidden = loaded.thinker.config.text_config.hidden_size
-            module = VisionGuidedAudioSelector(hidden).eval()
+        hidden = loaded.thinker.config.text_config.hidden_size
+        module = source_selector(RANDOM_SELECTOR, hidden_size=hidden, seed=0).eval()
         return module.to(device=loaded.thinker.device, dtype=loaded.thinker.dtype)
     return loaded.selector_source
 
@@ -90,7 +89,7 @@ def show(
             method=name,
             retain=retain,
             audio_drop=audio_drop,
-            selector=chosen_selector,
+            selector=chosen_selector if takes_setting(name, "selector") else None,
             method_params=dict(method_params or {}),
         )
         maps.append(keep_map(thinker, loaded.processor, media, config, prompt=prompt, size=size))
