@@ -24,6 +24,7 @@ from .layout import Layout
 __all__ = [
     "Budget",
     "BudgetSettings",
+    "SettingError",
     "resolve_budget",
     "solve_budget",
     "validate_drops",
@@ -47,13 +48,21 @@ class Budget:
     audio_drop: torch.Tensor
 
 
+class SettingError(ValueError):
+    """A setting with a value outside its range; `setting` names it (entry points may prefix their own name)."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(message)
+        self.setting = setting
+
+
 def _ratio(name: str, value: object, low_open: bool, high_open: bool, meaning: str) -> float:
     interval = f"{'(' if low_open else '['}0, 1{')' if high_open else ']'}"
     number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
     low_ok = number > 0.0 if low_open else number >= 0.0
     high_ok = number < 1.0 if high_open else number <= 1.0
     if not (low_ok and high_ok):
-        raise ValueError(f"{name} must be a number in {interval} ({meaning}), got {value!r}.")
+        raise SettingError(name, f"{name} must be a number in {interval} ({meaning}), got {value!r}.")
     return number
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from torch import nn
 
-from .budget import BudgetSettings
+from .budget import BudgetSettings, SettingError
 from .methods import METHODS, SelectionMethod, method_settings, parse_method_params, setting_fields
 from .methods.base import resolve_method
 
@@ -49,7 +49,7 @@ def check_seed(seed: object) -> None:
     if seed is None:
         return
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
-        raise ValueError(f"seed must be a whole number in [0, 2**63), got {seed!r}.")
+        raise SettingError("seed", f"seed must be a whole number in [0, 2**63), got {seed!r}.")
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from ..budget import BudgetSettings
+from ..budget import BudgetSettings, SettingError
 from ..config import CompressionConfig
 from ..layout import TokenIds
 from ..methods import SelectionMethod, method_settings
@@ -145,17 +145,15 @@ def validate_request_kwargs(kwargs: Mapping[str, object]) -> None:
             )
 
 
-def _number(kwargs: Mapping[str, object], key: str, default: float | None) -> float | None:
+def _number(kwargs: Mapping[str, object], key: str, default: float | None) -> object:
+    """The request's value, text read as a number where it parses; BudgetSettings checks the rest."""
     value = kwargs.get(key, default)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ValueError(f"request key {key!r} must be a number, got {value!r}.")
-    try:
-        number = float(value)
-    except ValueError:
-        raise ValueError(f"request key {key!r} must be a number, got {value!r}.") from None
-    return number  # nan/inf reach BudgetSettings, which refuses them as the config does
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def request_budget(settings: ServingSettings, kwargs: Mapping[str, object]) -> BudgetSettings:
@@ -165,7 +163,10 @@ def request_budget(settings: ServingSettings, kwargs: Mapping[str, object]) -> B
     video = _number(kwargs, "omnisift_video_drop", budget.video_drop)
     audio = _number(kwargs, "omnisift_audio_drop", budget.audio_drop)
     retain = _number(kwargs, "omnisift_retain", budget.retain)
-    requested = BudgetSettings(video, audio, retain)  # type: ignore[arg-type]
+    try:
+        requested = BudgetSettings(video, audio, retain)  # type: ignore[arg-type]
+    except SettingError as error:
+        raise ValueError(f"request key 'omnisift_{error.setting}': {error}") from None
     video, audio, retain = requested.video_drop, requested.audio_drop, requested.retain
     if settings.method is None and (video or audio or retain is not None):
         raise ValueError(
