@@ -1,0 +1,157 @@
+"""The prefill gain on a 7B-shaped thinker, small enough for the demo (seconds, not minutes).
+
+The tiny demo model cannot show the gain: its decoder layers are so small that selecting tokens costs
+about as much as the layers it saves. What the tokens cost grows with the LLM, so this runs the same clip
+through a thinker with the Qwen2.5-Omni-7B text shape (hidden 3584, 28 heads, MLP 18944) but few
+decoder layers, tiny encoders, a small vocabulary and random weights, at full tokens and at each retain,
+through the same hooks (`attach`) as the demo.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .attach import attach
+from .config import CompressionConfig
+
+__all__ = ["GainRow", "GainReport", "seven_b_shaped_thinker", "measure_gain", "format_gain", "WHY_TINY"]
+
+logger = logging.getLogger(__name__)
+
+WHY_TINY = (
+    "why: the tiny model's decoder layers are so small that selecting tokens costs about what they save; "
+    "on a 7B-shaped layer each dropped token saves far more than its selection costs."
+)
+HIDDEN_7B = 3584
+_VOCAB = 2048
+"""The 7B slice never embeds ids (the demo hands it embeddings) and scores one position: a small vocabulary
+keeps 2 GB of embedding table out of memory without changing the layers' cost."""
+
+
+@dataclass
+class GainRow:
+    setting: str
+    retain: float
+    tokens: int
+    prefill_s: float
+    layers_s: float
+    """Seconds inside the decoder layers (the part that scales with the LLM)."""
+
+
+@dataclass
+class GainReport:
+    layers: int
+    tokens_per_grid: int
+    rows: list[GainRow]
+
+    def ratio(self, row: GainRow) -> float:
+        return row.prefill_s / self.rows[0].prefill_s
+
+
+def seven_b_shaped_thinker(layers: int = 1, dtype: torch.dtype = torch.float32, seed: int = 0) -> nn.Module:
+    """A random-weight Qwen2.5-Omni thinker with `layers` decoder layers of the 7B text shape."""
+    import transformers
+
+    from .benchmarking.prefill_worker import seven_b_slice_config
+
+    config = seven_b_slice_config(layers)
+    config.text_config.vocab_size = _VOCAB
+    config.text_config.pad_token_id = 0
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        thinker = transformers.Qwen2_5OmniThinkerForConditionalGeneration._from_config(
+            config, attn_implementation="sdpa", dtype=dtype
+        )
+    return thinker.eval()
+
+
+def measure_gain(
+    clip: str | Path,
+    retains: list[float],
+    *,
+    layers: int = 1,
+    max_pixels: int = 224 * 224,
+    prompt: str = "What happens in this video, and what do you hear?",
+) -> GainReport:
+    """Prefill seconds of `clip` at full tokens and at each retain on `seven_b_shaped_thinker(layers)`.
+
+    Frames are processed at up to `max_pixels` (224 x 224: 64 video tokens per grid). Each setting is
+    timed once after one untimed warm-up prefill.
+    """
+    from .benchmarking.inputs import make_selector
+    from .models.qwen2_5_omni import fixtures
+
+    thinker = seven_b_shaped_thinker(layers)
+    selector = make_selector(HIDDEN_7B, torch.float32)
+    processor = fixtures.tiny_processor()
+    inputs = fixtures.processor_inputs(
+        processor, [clip], prompt, size={"shortest_edge": 28 * 28 * 4, "longest_edge": max_pixels}
+    )
+    ids = inputs["input_ids"]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        text = torch.randn(*ids.shape, HIDDEN_7B) * 0.02  # media positions are overwritten by the encoders
+    grid = inputs["video_grid_thw"][0]
+    per_grid = int(grid[1] * grid[2]) // 4
+    inside: list[float] = []
+    layer_hooks = _time_layers(thinker, inside)
+
+    def prefill() -> None:
+        with torch.inference_mode():
+            thinker(**inputs, inputs_embeds=text, use_audio_in_video=True, use_cache=False, logits_to_keep=1)
+
+    rows = []
+    try:
+        prefill()  # warm-up: first touch of the weights
+        for retain in [1.0, *retains]:
+            handle = attach(thinker, CompressionConfig(retain=retain, selector=selector)) if retain < 1 else None
+            inside.clear()
+            try:
+                start = time.perf_counter()
+                prefill()
+                seconds = time.perf_counter() - start
+                tokens = handle.last_stats[0].length_after if handle is not None else int(ids.shape[1])
+            finally:
+                if handle is not None:
+                    handle.remove()
+            label = "full tokens" if retain >= 1 else f"retain {retain:.2f}"
+            rows.append(GainRow(label, retain, tokens, seconds, sum(inside)))
+            logger.info("7B-shaped prefill, %s: %d tokens, %.2f s", label, tokens, seconds)
+    finally:
+        for hook in layer_hooks:
+            hook.remove()
+    return GainReport(layers=layers, tokens_per_grid=per_grid, rows=rows)
+
+
+def _time_layers(thinker: nn.Module, inside: list[float]) -> list:
+    """Hooks adding each decoder layer's wall time to `inside`."""
+    from .models import find_adapter
+
+    started: list[float] = []
+    hooks = []
+    for layer in find_adapter(thinker).language_model.layers:
+        hooks.append(layer.register_forward_pre_hook(lambda *_: started.append(time.perf_counter())))
+        hooks.append(layer.register_forward_hook(lambda *_: inside.append(time.perf_counter() - started.pop())))
+    return hooks
+
+
+def format_gain(report: GainReport) -> str:
+    """A plain-text table of the measurement, with the one line saying why the tiny model cannot show it."""
+    lines = [
+        f"prefill on a 7B-shaped thinker ({report.layers} decoder layer(s) of Qwen2.5-Omni-7B's shape, random "
+        f"weights, {report.tokens_per_grid} video tokens per grid):",
+        f"{'setting':<13} {'tokens':>7} {'prefill s':>10} {'in layers s':>12} {'vs full':>8}",
+    ]
+    for row in report.rows:
+        lines.append(
+            f"{row.setting:<13} {row.tokens:>7} {row.prefill_s:>10.2f} {row.layers_s:>12.2f} "
+            f"{report.ratio(row):>7.2f}x"
+        )
+    lines.append(WHY_TINY)
+    return "\n".join(lines)
