@@ -92,15 +92,11 @@ def test_picture_matches_keep_mask(tmp_path, name) -> None:
     assert kept >= 5 and dropped >= 5, (kept, dropped)
 
     # The same selection computed outside `show`, placed by the position ids alone.
-    from omnisift.keepmap import model_inputs
-    from omnisift.media import load
+    from omnisift.inputs import prepare_inputs
 
     km = picture.maps[0]
-    size = {"shortest_edge": loaded.min_pixels, "longest_edge": loaded.max_pixels}
-    media = load(clip, min_pixels=size["shortest_edge"], max_pixels=size["longest_edge"])
-    inputs = model_inputs(
-        loaded.processor, media, "What happens in this video, and what do you hear?", size=size
-    )
+    inputs = dict(prepare_inputs(loaded, clip, "What happens in this video, and what do you hear?"))
+    assert inputs.pop("use_audio_in_video") is True
     call = language_model_inputs(loaded.thinker, inputs)
     token_ids = find_adapter(loaded.thinker).token_ids
     positions = call["position_ids"][-3:]

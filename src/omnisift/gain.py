@@ -110,7 +110,9 @@ def measure_gain(
     try:
         prefill()  # warm-up: first touch of the weights
         for retain in [1.0, *retains]:
-            handle = attach(thinker, CompressionConfig(retain=retain, selector=selector)) if retain < 1 else None
+            handle = (
+                attach(thinker, CompressionConfig(retain=retain, selector=selector)) if retain < 1 else None
+            )
             inside.clear()
             try:
                 start = time.perf_counter()
@@ -137,7 +139,9 @@ def _time_layers(thinker: nn.Module, inside: list[float]) -> list:
     hooks = []
     for layer in find_adapter(thinker).language_model.layers:
         hooks.append(layer.register_forward_pre_hook(lambda *_: started.append(time.perf_counter())))
-        hooks.append(layer.register_forward_hook(lambda *_: inside.append(time.perf_counter() - started.pop())))
+        hooks.append(
+            layer.register_forward_hook(lambda *_: inside.append(time.perf_counter() - started.pop()))
+        )
     return hooks
 
 

@@ -20,11 +20,12 @@ from torch import nn
 
 from .attach import attach
 from .config import CompressionConfig
+from .inputs import Protocol, encode
 from .layout import Layout, build_layout
 from .media import Media
 from .models import ModelAdapter, find_adapter
 
-__all__ = ["GridKeep", "StageKeep", "KeepMap", "keep_map", "model_inputs"]
+__all__ = ["GridKeep", "StageKeep", "KeepMap", "keep_map"]
 
 logger = logging.getLogger(__name__)
 
@@ -87,13 +88,6 @@ class KeepMap:
         return f"{self.method} ({budget})"
 
 
-def model_inputs(processor: Any, media: Media, prompt: str, *, size: dict[str, int] | None) -> dict[str, Any]:
-    """Processor inputs for one decoded clip with its audio track interleaved (both families)."""
-    from .models.qwen2_5_omni.fixtures import processor_inputs
-
-    return dict(processor_inputs(processor, [media], prompt, size=size, use_audio=media.audio is not None))
-
-
 def _capture_language_model_call(adapter: ModelAdapter) -> tuple[dict[str, Any], Any]:
     """A pre-hook (registered before any attachment, so it sees the uncompressed call) storing the
     position ids the thinker computed."""
@@ -154,20 +148,19 @@ def keep_map(
     processor: Any,
     media: Media,
     config: CompressionConfig,
+    protocol: Protocol,
     *,
     prompt: str = "What happens in this video, and what do you hear?",
-    size: dict[str, int] | None = None,
 ) -> KeepMap:
     """Run one prefill of `media` under `config` and report what was kept where.
 
-    Only the first video of one sample is drawn. Inner-LLM methods that report the positions present at
+    `media` is decoded with `protocol` (`omnisift.inputs.load_video`). Only the first video of one
+    sample is drawn. Inner-LLM methods that report the positions present at
     each stage (`handle.last_kept_positions`) get one stage each; otherwise the LLM input is the one stage.
     """
     adapter = find_adapter(thinker)
-    inputs = {
-        k: v.to(adapter.device) if torch.is_tensor(v) else v
-        for k, v in model_inputs(processor, media, prompt, size=size).items()
-    }
+    encoded = encode(processor, media, prompt, protocol)
+    inputs = {k: v.to(adapter.device) if torch.is_tensor(v) else v for k, v in encoded.items()}
     if "video_grid_thw" not in inputs:
         raise ValueError(
             f"{media.path}: the processor produced no video grid; `omnisift show` needs a video."
@@ -177,7 +170,7 @@ def keep_map(
     try:
         handle = attach(thinker, config)
         with torch.no_grad():
-            thinker(**inputs, use_audio_in_video=media.audio is not None)
+            thinker(**inputs)
         stages_positions = _stage_positions(handle, int(inputs["input_ids"].shape[1]))
     finally:
         if handle is not None:

@@ -5,15 +5,16 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from .config import CompressionConfig
+from .inputs import Protocol, effective_protocol, load_video
 from .keepmap import keep_map
 from .loading import LoadedModel, load_model
-from .media import SamplingConfig, load
 from .methods import takes_setting
 from .picture import Picture, draw
 
@@ -37,13 +38,14 @@ def _selector_for(loaded: LoadedModel, selector: Any) -> Any:
     return loaded.selector_source
 
 
-def _pixel_bounds(loaded: LoadedModel, max_pixels: int | None) -> dict[str, int]:
-    low = loaded.min_pixels if loaded.min_pixels is not None else SamplingConfig.min_pixels
-    high = loaded.max_pixels if loaded.max_pixels is not None else SamplingConfig.max_pixels
-    if max_pixels is not None:
-        high = max_pixels
-        low = min(low, high)
-    return {"shortest_edge": low, "longest_edge": high}
+def _protocol(loaded: LoadedModel, max_pixels: int | None) -> Protocol:
+    """The paper's protocol as this model runs it (a fixture's small frames), with `max_pixels` if given."""
+    protocol = effective_protocol(Protocol(), loaded, loaded.processor)
+    if max_pixels is None:
+        return protocol
+    sampling = protocol.sampling
+    low = min(sampling.min_pixels, max_pixels)
+    return replace(protocol, sampling=replace(sampling, min_pixels=low, max_pixels=max_pixels))
 
 
 def show(
@@ -80,8 +82,8 @@ def show(
         from .testing.clips import make_clip
 
         video = make_clip(Path(tempfile.mkdtemp(prefix="omnisift-show-")) / "clip.mp4", seconds, fps=2.0)
-    size = _pixel_bounds(loaded, max_pixels)
-    media = load(video, min_pixels=size["shortest_edge"], max_pixels=size["longest_edge"])
+    protocol = _protocol(loaded, max_pixels)
+    media = load_video(video, protocol)
     chosen_selector = _selector_for(loaded, selector)
     maps = []
     for name in names:
@@ -92,7 +94,7 @@ def show(
             selector=chosen_selector if takes_setting(name, "selector") else None,
             method_params=dict(method_params or {}),
         )
-        maps.append(keep_map(thinker, loaded.processor, media, config, prompt=prompt, size=size))
+        maps.append(keep_map(thinker, loaded.processor, media, config, protocol, prompt=prompt))
     weights = "random weights" if loaded.random_weights else "trained"
     title = f"What each method keeps: {Path(video).name}, {maps[0].family} ({weights})"
     return draw(maps, out, title=title)
