@@ -11,5 +11,5 @@ if ! .venv/bin/python -c "import omnisift, torchvision, av, matplotlib, accelera
   .venv/bin/python -m pip install -q --upgrade pip
   # torch 2.14.1 + torchvision 0.29.1: the pair transformers' Qwen2.5-Omni video processor runs with.
   .venv/bin/python -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
-  .venv/bin/python -m pip install -q -e ".[media,bench,eval,train,dev]"
+  .venv/bin/python -m pip install -q -e ".[media,bench,show,eval,train,dev]"
 fi

@@ -9,9 +9,13 @@ from omnisift.cli import main
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
-def test_demo_prints_the_comparison_table(capsys) -> None:
-    assert main(["demo", "--seconds", "4", "--max-new-tokens", "2", "--retain", "0.5"]) == 0
+def test_demo_prints_the_comparison_table(capsys, tmp_path) -> None:
+    picture = tmp_path / "kept.png"
+    argv = ["demo", "--seconds", "4", "--max-new-tokens", "2", "--retain", "0.5", "--no-gain"]
+    assert main([*argv, "--picture", str(picture)]) == 0
     out = capsys.readouterr().out
+    assert f"picture of what was kept (omnisift show): {picture}" in out
+    assert picture.stat().st_size > 1000
     assert "random weights" in out
     assert "full tokens" in out and "retain 0.50" in out
     assert "prefill ms" in out and "peak MiB" in out
@@ -19,7 +23,8 @@ def test_demo_prints_the_comparison_table(capsys) -> None:
 
 
 def test_demo_on_the_qwen3_omni_fixture(capsys) -> None:
-    assert main(["demo", "--model", "tiny-qwen3-omni", "--seconds", "4", "--max-new-tokens", "2"]) == 0
+    argv = ["demo", "--model", "tiny-qwen3-omni", "--seconds", "4", "--max-new-tokens", "2", "--no-gain"]
+    assert main([*argv, "--no-picture"]) == 0
     out = capsys.readouterr().out
     assert "Qwen3-Omni-MoE" in out and "random" in out
     rows = [
@@ -40,5 +45,5 @@ def test_methods_lists_every_registered_method(capsys) -> None:
 
 
 def test_bad_input_is_a_clear_error(capsys) -> None:
-    assert main(["demo", "--video", "/no/such/file.mp4", "--seconds", "2"]) == 2
+    assert main(["demo", "--video", "/no/such/file.mp4", "--seconds", "2", "--no-gain", "--no-picture"]) == 2
     assert "error" in capsys.readouterr().err

@@ -26,6 +26,8 @@ def _demo(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens,
         device=args.device,
         dtype=getattr(torch, args.dtype),
+        gain=not args.no_gain,
+        picture=None if args.no_picture else args.picture,
     )
     print(format_demo(run))
     return 0
@@ -109,6 +111,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--max-new-tokens", type=int, default=16)
     demo.add_argument("--device", default="cpu")
     demo.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    demo.add_argument(
+        "--no-gain",
+        action="store_true",
+        help="skip the prefill timing on a 7B-shaped thinker (random-weight demo only; about half a minute)",
+    )
+    demo.add_argument(
+        "--picture",
+        default="omnisift-demo.png",
+        help="where `omnisift show` draws the kept tokens of the clip",
+    )
+    demo.add_argument("--no-picture", action="store_true", help="draw no picture")
     demo.set_defaults(func=_demo)
 
     show = sub.add_parser(

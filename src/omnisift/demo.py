@@ -15,9 +15,11 @@ from pathlib import Path
 
 import torch
 
+from ._extras import MissingExtraError
 from .attach import attach
 from .budget import BudgetSettings
 from .config import DEFAULT_AUDIO_DROP, DEFAULT_VIDEO_DROP, CompressionConfig
+from .gain import GainReport, format_gain, measure_gain
 from .inputs import prepare_inputs
 from .loading import load_model
 from .measure import measure
@@ -28,6 +30,9 @@ __all__ = ["DemoRun", "run_demo", "format_demo"]
 
 logger = logging.getLogger(__name__)
 
+GAIN_CLIP_SECONDS = 4.0
+"""Length of the 224 x 224 clip timed on the 7B-shaped thinker (about 420 tokens: seconds per prefill)."""
+
 
 @dataclass
 class DemoRun:
@@ -36,21 +41,25 @@ class DemoRun:
     rows: list[dict[str, object]]
     outputs: dict[str, str]
     random_weights: bool
+    gain: GainReport | None = None
+    """The same retains on a 7B-shaped thinker (random-weight demo only: the tiny model cannot show it)."""
+    picture: str | None = None
+    """Where `omnisift show` drew what was kept of the clip."""
 
 
 def _load(model: str, selector_path: str | None, device: str, dtype: torch.dtype):
-    """The thinker, processor, selector (module, path or None) and whether the weights are random."""
+    """The loaded model, its selector (module or None) and whether the weights are random."""
     loaded = load_model(model, dtype=dtype, device=device)
-    thinker = loaded.thinker.eval()
-    hidden = thinker.config.text_config.hidden_size
+    loaded.thinker.eval()
+    hidden = loaded.thinker.config.text_config.hidden_size
     if loaded.random_weights:
         selector = source_selector(RANDOM_SELECTOR, hidden_size=hidden, seed=0).eval()
-        return thinker, loaded.processor, selector, True
+        return loaded, selector, True
     source = selector_path or loaded.selector_source
     if source is None:
         logger.warning("%s holds no selector: audio is kept whole (video-only pruning)", model)
-        return thinker, loaded.processor, None, False
-    return thinker, loaded.processor, source_selector(source, hidden_size=hidden), False
+        return loaded, None, False
+    return loaded, source_selector(source, hidden_size=hidden), False
 
 
 def run_demo(
@@ -64,15 +73,23 @@ def run_demo(
     prompt: str = "What happens in this video, and what do you hear?",
     device: str = "cpu",
     dtype: torch.dtype = torch.float32,
+    gain: bool = True,
+    picture: str | Path | None = None,
 ) -> DemoRun:
-    """Run the clip at full tokens and at each `retain`, measuring prefill time, peak memory and output."""
+    """Run the clip at full tokens and at each `retain`, measuring prefill time, peak memory and output.
+
+    With random weights and `gain`, the same retains are also timed on a 7B-shaped thinker
+    (`omnisift.gain`); with `picture`, `omnisift show` draws what omnisift and random keep of the clip at
+    the first retain into that PNG.
+    """
     from .testing.clips import make_clip
 
     for target in retain or []:
         BudgetSettings(
             DEFAULT_VIDEO_DROP, DEFAULT_AUDIO_DROP, target
         )  # the config's message for a bad retain
-    thinker, processor, selector, random_weights = _load(model_path, selector_path, device, dtype)
+    loaded, selector, random_weights = _load(model_path, selector_path, device, dtype)
+    thinker, processor = loaded.thinker, loaded.processor
     workdir = Path(tempfile.mkdtemp(prefix="omnisift-demo-"))
     clip = Path(video_path) if video_path else make_clip(workdir / "clip.mp4", seconds, fps=2.0)
     token_ids = find_adapter(thinker).token_ids
@@ -128,7 +145,37 @@ def run_demo(
         )
     family = find_adapter(thinker).family
     label = f"{model_path}: random-weight {family} + random selector" if random_weights else str(model_path)
-    return DemoRun(label=label, video=str(clip), rows=rows, outputs=outputs, random_weights=random_weights)
+    targets = settings[1:]
+    report = None
+    if gain and random_weights and targets:
+        gain_clip = make_clip(workdir / "gain_clip.mp4", GAIN_CLIP_SECONDS, fps=2.0, size=(224, 224))
+        report = measure_gain(gain_clip, targets)
+    drawn = None
+    if picture is not None and targets:
+        from .visualize import show
+
+        audio_drop = DEFAULT_AUDIO_DROP if selector is not None else 0.0
+        try:
+            drawn = show(
+                clip,
+                picture,
+                model=loaded,
+                methods=("omnisift", "random"),
+                retain=targets[0],
+                audio_drop=audio_drop,
+                selector=selector,
+            )
+        except MissingExtraError as error:
+            logger.warning("no picture of the kept tokens: %s", error)
+    return DemoRun(
+        label=label,
+        video=str(clip),
+        rows=rows,
+        outputs=outputs,
+        random_weights=random_weights,
+        gain=report,
+        picture=str(drawn.path) if drawn is not None else None,
+    )
 
 
 def format_demo(run: DemoRun) -> str:
@@ -149,4 +196,8 @@ def format_demo(run: DemoRun) -> str:
     lines.append("")
     for label, text in run.outputs.items():
         lines.append(f"output ({label}): {text!r}")
+    if run.gain is not None:
+        lines += ["", format_gain(run.gain)]
+    if run.picture is not None:
+        lines += ["", f"picture of what was kept (omnisift show): {run.picture}"]
     return "\n".join(lines)
