@@ -29,6 +29,8 @@ WHY_TINY = (
     "on a 7B-shaped layer each dropped token saves far more than its selection costs."
 )
 HIDDEN_7B = 3584
+FULL_LAYERS = 28
+"""Decoder layers of Qwen2.5-Omni-7B's thinker."""
 _VOCAB = 2048
 """The 7B slice never embeds ids (the demo hands it embeddings) and scores one position: a small vocabulary
 keeps 2 GB of embedding table out of memory without changing the layers' cost."""
@@ -42,6 +44,12 @@ class GainRow:
     prefill_s: float
     cpu_s: float
     """CPU seconds of the process (all threads): steadier than wall time on a shared machine."""
+    layers_cpu_s: float
+    """CPU seconds inside the decoder layers: the part that grows with the number of layers."""
+
+    def cpu_s_at(self, layers: int, measured_layers: int) -> float:
+        """CPU seconds with `layers` decoder layers: the rest as measured, each layer as measured."""
+        return self.cpu_s - self.layers_cpu_s + self.layers_cpu_s * layers / measured_layers
 
 
 @dataclass
@@ -103,41 +111,69 @@ def measure_gain(
     grid = inputs["video_grid_thw"][0]
     per_grid = int(grid[1] * grid[2]) // 4
 
+    inside: list[float] = []
+    hooks = _cpu_time_of_layers(thinker, inside)
+
     def prefill() -> None:
         with torch.inference_mode():
             thinker(**inputs, inputs_embeds=text, use_cache=False, logits_to_keep=1)
 
     rows = []
-    with attach(thinker, CompressionConfig(retain=min(retains), selector=selector)):
-        prefill()  # warm-up (kernels, hooks) at the cheapest setting
-    for retain in [1.0, *retains]:
-        handle = attach(thinker, CompressionConfig(retain=retain, selector=selector)) if retain < 1 else None
-        try:
-            start, cpu = time.perf_counter(), time.process_time()
-            prefill()
-            seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
-            tokens = handle.last_stats[0].length_after if handle is not None else int(ids.shape[1])
-        finally:
-            if handle is not None:
-                handle.remove()
-        label = "full tokens" if retain >= 1 else f"retain {retain:.2f}"
-        rows.append(GainRow(label, retain, tokens, seconds, cpu_seconds))
-        logger.info("7B-shaped prefill, %s: %d tokens, %.2f s", label, tokens, seconds)
+    try:
+        with attach(thinker, CompressionConfig(retain=min(retains), selector=selector)):
+            prefill()  # warm-up (kernels, hooks) at the cheapest setting
+        for retain in [1.0, *retains]:
+            handle = (
+                attach(thinker, CompressionConfig(retain=retain, selector=selector)) if retain < 1 else None
+            )
+            inside.clear()
+            try:
+                start, cpu = time.perf_counter(), time.process_time()
+                prefill()
+                seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
+                tokens = handle.last_stats[0].length_after if handle is not None else int(ids.shape[1])
+            finally:
+                if handle is not None:
+                    handle.remove()
+            label = "full tokens" if retain >= 1 else f"retain {retain:.2f}"
+            rows.append(GainRow(label, retain, tokens, seconds, cpu_seconds, sum(inside)))
+            logger.info("7B-shaped prefill, %s: %d tokens, %.2f s", label, tokens, seconds)
+    finally:
+        for hook in hooks:
+            hook.remove()
     return GainReport(layers=layers, tokens_per_grid=per_grid, rows=rows)
+
+
+def _cpu_time_of_layers(thinker: nn.Module, inside: list[float]) -> list:
+    """Hooks adding each decoder layer's CPU seconds to `inside`."""
+    from .models import find_adapter
+
+    started: list[float] = []
+    hooks = []
+    for layer in find_adapter(thinker).language_model.layers:
+        hooks.append(layer.register_forward_pre_hook(lambda *_: started.append(time.process_time())))
+        hooks.append(
+            layer.register_forward_hook(lambda *_: inside.append(time.process_time() - started.pop()))
+        )
+    return hooks
 
 
 def format_gain(report: GainReport) -> str:
     """A plain-text table of the measurement, with the one line saying why the tiny model cannot show it."""
+    full = report.rows[0]
     lines = [
         f"prefill on a 7B-shaped thinker ({report.layers} decoder layer(s) of Qwen2.5-Omni-7B's shape, random "
-        f"weights, {report.tokens_per_grid} video tokens per grid):",
-        f"{'setting':<13} {'tokens':>7} {'prefill s':>10} {'vs full':>8} {'CPU s':>7} {'vs full':>8}",
+        f"weights, {report.tokens_per_grid} video tokens per grid); CPU seconds, and as with all "
+        f"{FULL_LAYERS} layers (the rest as measured, each layer as measured):",
+        f"{'setting':<13} {'tokens':>7} {'wall s':>7} {'CPU s':>7} {'vs full':>8} "
+        f"{f'{FULL_LAYERS} layers':>10} {'vs full':>8}",
     ]
-    full = report.rows[0]
+    full_28 = full.cpu_s_at(FULL_LAYERS, report.layers)
     for row in report.rows:
+        at_28 = row.cpu_s_at(FULL_LAYERS, report.layers)
         lines.append(
-            f"{row.setting:<13} {row.tokens:>7} {row.prefill_s:>10.2f} {row.prefill_s / full.prefill_s:>7.2f}x "
-            f"{row.cpu_s:>7.2f} {row.cpu_s / full.cpu_s:>7.2f}x"
+            f"{row.setting:<13} {row.tokens:>7} {row.prefill_s:>7.2f} {row.cpu_s:>7.2f} "
+            f"{row.cpu_s / full.cpu_s:>7.2f}x {at_28:>10.1f} {at_28 / full_28:>7.2f}x"
         )
     lines.append(WHY_TINY)
     return "\n".join(lines)

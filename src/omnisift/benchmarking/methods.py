@@ -36,7 +36,7 @@ def methods_suite(
 ) -> dict[str, Any]:
     """Selection time of every registered method at the same budget, next to the `v_proj` floor."""
     configs = (
-        [(20, 252, "float32")]
+        [(10, 252, "float32")]
         if quick
         else [
             (20, 252, "float32"),

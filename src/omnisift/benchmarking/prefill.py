@@ -56,7 +56,7 @@ def prefill_suite(
     """
     layers = layers or (1 if quick else 2)
     repeats = repeats or (1 if quick else 2)
-    clips = list(clips or ([10, 20] if quick else [30, 60, 120]))
+    clips = list(clips or ([5] if quick else [30, 60, 120]))
     retains = [1.0, 0.25] if quick else [1.0, 0.5, 0.35, 0.25]
     start = time.perf_counter()
     clip_results, failures = [], []
@@ -68,7 +68,7 @@ def prefill_suite(
             "retains": retains,
             "threads": threads,
             "dtype": dtype,
-            "decode_steps": 4 if quick else 6,
+            "decode_steps": 3 if quick else 6,
             "repeats": repeats,
         }
         logger.info("prefill worker: %s", spec)
@@ -135,8 +135,9 @@ def prefill_suite(
             "tokens_per_grid": 252,
             "fps": 2.0,
             "retains": retains,
-            "path": "thinker.model(input_ids, inputs_embeds, position_ids, attention_mask, DynamicCache): "
-            "full = stock model, retain < 1 = attach() hooks (selection + compression inside the timing)",
+            "path": "thinker.model.language_model(inputs_embeds, position_ids, attention_mask, DynamicCache): "
+            "full = all tokens, retain < 1 = select_tokens + compress, then the compact clip (what attach's "
+            "hooks run; selection + compression inside the timing)",
             "timing": "wall seconds of the prefill call (min over round-robin repeats); prefill_cpu_s is the "
             "process CPU time of the same run",
             "peak_memory": "VmHWM - VmRSS around the prefill, high-water mark reset via /proc/self/clear_refs; "

@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 
-from ..attach import attach
-from ..config import CompressionConfig
+from ..api import select_tokens
+from ..compress import compress
 from .inputs import DTYPES, HIDDEN_7B, make_clip, make_selector
 
 __all__ = ["seven_b_slice_config", "run_worker"]
@@ -86,28 +86,52 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
         hooks.append(layer.register_forward_pre_hook(lambda m, a, i=i: pre(m, a, i)))
         hooks.append(layer.register_forward_hook(lambda m, a, o, i=i: post(m, a, o, i)))
 
-    def prefill(batch, cache):
-        return model.model(
-            input_ids=batch.input_ids,
-            inputs_embeds=batch.inputs_embeds,
-            position_ids=batch.position_ids,
+    language_model = model.model.language_model
+
+    def prefill(batch, cache, retain: float):
+        """The language model on the full clip, or selection + compression then the compact clip (the
+        work attach's hooks do; called here directly because these embeddings come without media
+        features, which the hooks take as nothing to compress). Returns the output, the mask decode
+        continues from, the selection seconds and the stats."""
+        if retain >= 1.0:
+            out = language_model(
+                inputs_embeds=batch.inputs_embeds,
+                position_ids=batch.position_ids,
+                attention_mask=batch.attention_mask,
+                past_key_values=cache,
+                use_cache=True,
+            )
+            return out, batch.attention_mask, 0.0, None
+        start = time.perf_counter()
+        result = select_tokens(
+            batch.inputs_embeds,
+            batch.input_ids,
+            batch.position_ids,
+            retain=retain,
+            selector=selector,
             attention_mask=batch.attention_mask,
+        )
+        compact = compress(result.keep, result.inputs_embeds, batch.position_ids, batch.attention_mask)
+        select_s = time.perf_counter() - start
+        out = language_model(
+            inputs_embeds=compact.inputs_embeds,
+            position_ids=compact.position_ids,
+            attention_mask=compact.attention_mask,
             past_key_values=cache,
             use_cache=True,
         )
+        return out, compact.attention_mask, select_s, result.stats()[0]
 
-    # Warm-up on a short clip (kernel selection, first-touch of the weights), with and without the hook.
+    # Warm-up on a short clip (kernel selection, first-touch of the weights), full and compressed.
     warm = make_clip(4, spec["tokens_per_grid"], HIDDEN_7B, dtype)
     with torch.inference_mode():
-        prefill(warm, DynamicCache(config=model.config.text_config))
-        with attach(model, CompressionConfig(retain=0.25, selector=selector)):
-            prefill(warm, DynamicCache(config=model.config.text_config))
+        prefill(warm, DynamicCache(config=model.config.text_config), 1.0)
+        prefill(warm, DynamicCache(config=model.config.text_config), 0.25)
     batch = make_clip(spec["seconds"], spec["tokens_per_grid"], HIDDEN_7B, dtype)
     text_id, steps = 100, spec["decode_steps"]
     next_pos = int(batch.position_ids.max()) + 1
 
     def measure(retain: float) -> dict[str, Any]:
-        handle = attach(model, CompressionConfig(retain=retain, selector=selector)) if retain < 1.0 else None
         cache = DynamicCache(config=model.config.text_config)
         layer_times.clear()
         gc.collect()
@@ -116,18 +140,16 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
         with torch.inference_mode():
             cpu0, start = time.process_time(), time.perf_counter()
-            out = prefill(batch, cache)
+            out, mask, select_s, sample = prefill(batch, cache, retain)
             prefill_s, prefill_cpu_s = time.perf_counter() - start, time.process_time() - cpu0
         peak_kb = _status_kb()["VmHWM"] - before["VmRSS"]
         per_layer = list(layer_times)
         kv_len = cache.get_seq_length()
-        select_s = handle.last_select_seconds if handle is not None else 0.0
-        stats = handle.last_stats[0].as_dict() if handle is not None else None
+        stats = sample.as_dict() if sample is not None else None
         del out
         # Greedy decode on the cache the prefill left; lm_head on the last position only.
         step_s = []
         token = torch.full((1, 1), text_id, dtype=torch.long)
-        mask = batch.attention_mask
         with torch.inference_mode():
             for step in range(steps):
                 mask = torch.cat([mask, torch.ones(1, 1, dtype=mask.dtype)], dim=1)
@@ -142,8 +164,6 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
                 ).last_hidden_state
                 token = model.lm_head(hidden[:, -1:]).argmax(-1)
                 step_s.append(time.perf_counter() - t)
-        if handle is not None:
-            handle.remove()
         timed = step_s[1:] if len(step_s) > 1 else step_s
         kv_bytes_per_layer = kv_len * 2 * config.text_config.num_key_value_heads * 128 * dtype.itemsize
         del cache

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -9,6 +11,8 @@ from typing import Any
 from .._extras import require
 
 __all__ = ["SUITES", "run"]
+
+logger = logging.getLogger(__name__)
 
 SUITES = ("selection", "prefill", "methods")
 
@@ -39,9 +43,12 @@ def run(
     out.mkdir(parents=True, exist_ok=True)
     fig = Path(figures) if figures is not None else out / "figures"
     results: dict[str, Any] = {}
+    chosen = [name for name in ("selection", "methods", "prefill") if suite in (name, "all")]
+    progress = _Progress(chosen, quick)
     if suite in ("selection", "all"):
         from .selection import selection_suite
 
+        progress.start("selection")
         results["selection"] = selection_suite(
             out,
             quick=quick,
@@ -55,11 +62,45 @@ def run(
     if suite in ("methods", "all"):
         from .methods import methods_suite
 
+        progress.start("methods")
         results["methods"] = methods_suite(out, quick=quick, repeats=repeats, figures=fig)
     if suite in ("prefill", "all"):
         from .prefill import prefill_suite
 
+        progress.start("prefill")
         results["prefill"] = prefill_suite(
             out, quick=quick, layers=layers, threads=threads, repeats=repeats, clips=clips, figures=fig
         )
+    progress.finish(out, fig)
     return results
+
+
+class _Progress:
+    """One log line as each suite starts and when all are done, with the seconds spent so far."""
+
+    def __init__(self, suites: list[str], quick: bool) -> None:
+        self.suites, self.quick = suites, quick
+        self.begin = self.last = time.perf_counter()
+        self.current: str | None = None
+
+    def _close(self) -> None:
+        if self.current is not None:
+            now = time.perf_counter()
+            logger.info("bench: %s done in %.0f s", self.current, now - self.last)
+            self.last = now
+
+    def start(self, name: str) -> None:
+        self._close()
+        self.current = name
+        position = self.suites.index(name) + 1
+        mode = " (quick)" if self.quick else ""
+        logger.info("bench: suite %d/%d: %s%s ...", position, len(self.suites), name, mode)
+
+    def finish(self, out: Path, figures: Path) -> None:
+        self._close()
+        logger.info(
+            "bench: all done in %.0f s; results in %s, figures in %s",
+            time.perf_counter() - self.begin,
+            out,
+            figures,
+        )

@@ -38,8 +38,8 @@ def selection_suite(
     tokens_per_grid: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """Time `keep_mask`, the literal per-group loop and the `v_proj` floor on growing clips."""
-    seconds_list = list(clips or ([10, 20, 60] if quick else [10, 20, 30, 60, 120, 180, 300]))
-    grid_sizes = list(tokens_per_grid or [252, 880])
+    seconds_list = list(clips or ([10, 20] if quick else [10, 20, 30, 60, 120, 180, 300]))
+    grid_sizes = list(tokens_per_grid or ([252] if quick else [252, 880]))
     dtypes = ["float32", "bfloat16"]
     repeats = repeats or (2 if quick else 3)
     ids = default_token_ids()
