@@ -104,7 +104,8 @@ def plot_methods(result: dict[str, Any], folder: Path) -> None:
         return
     folder.mkdir(parents=True, exist_ok=True)
     plt = _plt()
-    fig, axes = plt.subplots(1, len(tables), figsize=(4.6 * len(tables), 4.8), squeeze=False)
+    # At least 7 in wide: the title must fit when a quick run has a single table.
+    fig, axes = plt.subplots(1, len(tables), figsize=(max(7.0, 4.6 * len(tables)), 4.8), squeeze=False)
     for ax, table in zip(axes[0], tables, strict=True):
         rows = [r for r in table["rows"] if "median_ms" in r]
         ax.barh([r["method"] for r in rows], [r["median_ms"] for r in rows], color="tab:blue")
@@ -115,7 +116,8 @@ def plot_methods(result: dict[str, Any], folder: Path) -> None:
         ax.set_xlabel("ms (median); label = x floor")
         ax.set_title(f"{table['seconds']} s, {table['tokens_per_grid']}/grid, {table['dtype']}", fontsize=9)
         ax.invert_yaxis()
-    fig.suptitle("Selection time of every registered method at video_drop 0.7 / audio_drop 0.3")
+    title = "Selection time of every registered method at video_drop 0.7 / audio_drop 0.3"
+    fig.suptitle(title if len(tables) > 1 else title.replace(" at ", "\nat "))
     fig.tight_layout()
     fig.savefig(folder / "methods_selection.png", dpi=110)
     plt.close(fig)

@@ -45,7 +45,7 @@ def methods_suite(
             (60, 880, "bfloat16"),
         ]
     )
-    repeats = repeats or (2 if quick else 3)
+    repeats = repeats or (1 if quick else 3)
     methods = available_methods()
     if "omnisift" in methods:
         methods = ["omnisift"] + [m for m in methods if m != "omnisift"]

@@ -41,7 +41,7 @@ def selection_suite(
     seconds_list = list(clips or ([10, 20] if quick else [10, 20, 30, 60, 120, 180, 300]))
     grid_sizes = list(tokens_per_grid or ([252] if quick else [252, 880]))
     dtypes = ["float32", "bfloat16"]
-    repeats = repeats or (2 if quick else 3)
+    repeats = repeats or (1 if quick else 3)
     ids = default_token_ids()
     start = time.perf_counter()
     rows: list[dict[str, Any]] = []
