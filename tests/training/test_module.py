@@ -4,7 +4,7 @@ from torch import nn
 from training_helpers import batch_of
 
 from omnisift import CompressionConfig, VisionGuidedAudioSelector
-from omnisift.methods.shared import straight_through
+from omnisift.methods.omnisift import straight_through
 from omnisift.models.qwen2_5_omni.fixtures import tiny_thinker
 from omnisift.training import IGNORE_INDEX, OmniSIFTTrainingModule, apply_recipe, compress_labels
 

@@ -1,6 +1,6 @@
 """OmniSIFT ablations (arXiv 2602.04804, Figure 5): one stage changed, everything else as `omnisift`.
 
-All three keep OmniSIFT's counts (`video_keep_per_grid`, `audio_keep_per_group`) and its audio rule,
+All three subclass `OmniSIFT` and keep its counts (`video_keep_per_grid`, `audio_keep_per_group`) and its audio rule,
 with the trained selector.
 
 - `omnisift-no-temporal`: both grids of a group use the spatial rule (drop the tokens most similar to
@@ -26,7 +26,8 @@ import torch
 from ..budget import Budget, video_keep_per_grid
 from ..layout import Layout
 from .base import register
-from .shared import SelectorMethod, gather_grids, previous_grid_cosine, spatial_cosine, stvp_scores
+from .omnisift import OmniSIFT
+from .shared import gather_grids, previous_grid_cosine, spatial_cosine
 
 __all__ = ["OmniSIFTNoSpatial", "OmniSIFTNoTemporal", "OmniSIFTAudioOnly", "stride_priority"]
 
@@ -45,7 +46,7 @@ def stride_priority(layout: Layout, keep: torch.Tensor, dtype: torch.dtype) -> t
 
 @register
 @dataclass
-class OmniSIFTNoTemporal(SelectorMethod):
+class OmniSIFTNoTemporal(OmniSIFT):
     """OmniSIFT with the spatial rule on both grids of a group."""
 
     name = "omnisift-no-temporal"
@@ -63,7 +64,7 @@ class OmniSIFTNoTemporal(SelectorMethod):
 
 @register
 @dataclass
-class OmniSIFTNoSpatial(SelectorMethod):
+class OmniSIFTNoSpatial(OmniSIFT):
     """OmniSIFT with the temporal rule on every grid (first grids against the previous grid)."""
 
     name = "omnisift-no-spatial"
@@ -91,15 +92,10 @@ class OmniSIFTNoSpatial(SelectorMethod):
 
 @register
 @dataclass
-class OmniSIFTAudioOnly(SelectorMethod):
+class OmniSIFTAudioOnly(OmniSIFT):
     """OmniSIFT whose selector uses the audio tokens as their own keys and values (no visual anchors)."""
 
     name = "omnisift-audio-only"
     paper = "OmniSIFT ablation (audio-only selector), arXiv 2602.04804"
     summary: ClassVar[str] = "ablation: OmniSIFT with the audio as its own keys/values in the selector"
     anchors_from_audio: ClassVar[bool] = True
-
-    def video_redundancy(
-        self, layout: Layout, flat_embeds: torch.Tensor, budget: Budget
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return stvp_scores(layout, flat_embeds)

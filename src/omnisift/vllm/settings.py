@@ -20,7 +20,7 @@ from ..budget import BudgetSettings, SettingError
 from ..config import CompressionConfig
 from ..layout import TokenIds
 from ..methods import SelectionMethod, method_settings
-from ..methods.shared import SelectorMethod
+from ..methods.omnisift import OmniSIFT
 from ..models.qwen2_5_omni.adapter import Qwen25OmniAdapter
 from ..selector import CHECKPOINT_PREFIX, source_selector
 
@@ -108,7 +108,7 @@ class ServingSettings:
         self, method: SelectionMethod | None, selector_state: dict[str, torch.Tensor], hidden_size: int
     ) -> SelectionMethod | None:
         """Give a selector method its weights: its selector file, else the checkpoint's compressor keys."""
-        if not isinstance(method, SelectorMethod):
+        if not isinstance(method, OmniSIFT):
             return method
         if method.selector is not None:
             method.prepare_from_path(hidden_size)
