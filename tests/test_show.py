@@ -168,3 +168,22 @@ def test_cli_show_names_the_missing_extra(tmp_path) -> None:
     assert done.returncode == 2, done.stdout + done.stderr
     assert "pip install 'omnisift[show]'" in done.stderr
     assert not (tmp_path / "x.png").exists()
+
+
+def test_stages_come_from_the_positions_an_inner_method_reports() -> None:
+    from types import SimpleNamespace
+
+    from omnisift.keepmap import _stage_positions
+
+    handle = SimpleNamespace(
+        last_kept_positions=[{8: torch.tensor([1, 5]), 0: torch.tensor([0, 1, 2, 5])}],
+        last_source_index=torch.tensor([[0, 1, 2, 5]]),
+    )
+    stages = _stage_positions(handle, 7)
+    assert [layer for layer, _ in stages] == [0, 8]
+    assert stages[0][1].tolist() == [True, True, True, False, False, True, False]
+    assert stages[1][1].tolist() == [False, True, False, False, False, True, False]
+    # Without per-stage positions the LLM input (the compact batch's source slots) is the one stage.
+    plain = SimpleNamespace(last_source_index=torch.tensor([[-1, 2, 4]]))
+    [(layer, present)] = _stage_positions(plain, 5)
+    assert layer == 0 and present.tolist() == [False, False, True, False, True]
