@@ -75,3 +75,32 @@ def chat_text(num_videos: int = 1, question: str = QUESTION, image: bool = False
 
 
 VIDEO_ID, AUDIO_ID = fixtures.VIDEO_ID, fixtures.AUDIO_ID
+
+
+QWEN3_CLIP = Clip(6, 2.0, 0)
+QWEN3_CASES: dict[str, Case] = {
+    "zero_drop": Case((QWEN3_CLIP,), method=None),
+    "drops": Case((QWEN3_CLIP,)),
+    "retain": Case((QWEN3_CLIP,), retain=0.25),
+    "fps1": Case((Clip(6, 1.0, 1),)),
+    "fps05": Case((Clip(8, 0.5, 2),)),
+    "two_videos": Case((Clip(4, 2.0, 3), Clip(4, 2.0, 4))),
+    "other_clip": Case((Clip(4, 2.0, 5),)),
+    "video_only": Case((QWEN3_CLIP,), audio_drop=0.0, audio=False),
+    "evs": Case((QWEN3_CLIP,), method="evs"),
+    "vidcom2": Case((QWEN3_CLIP,), method="vidcom2"),
+    "dycoke": Case((QWEN3_CLIP,), method="dycoke", video_drop=0.6),
+    "random": Case((QWEN3_CLIP,), method="random"),
+    "omnisift-no-temporal": Case((QWEN3_CLIP,), method="omnisift-no-temporal"),
+}
+"""Qwen3-Omni cases: whole-number t steps only (2, 1 and 0.5 fps: 13, 26 and 52 ids per grid)."""
+QWEN3_FRACTIONAL = Case((Clip(4, 1.5, 6),), method=None)
+"""1.5 fps: 17.33 ids per grid, which vLLM cannot represent (refused)."""
+
+
+def chat_text3(num_videos: int = 1, question: str = QUESTION) -> str:
+    videos = "".join("<|vision_start|><|video_pad|><|vision_end|>" for _ in range(num_videos))
+    return (
+        f"<|im_start|>system\n{fixtures.DEFAULT_SYSTEM_PROMPT}<|im_end|>\n<|im_start|>user\n{videos}{question}"
+        "<|im_end|>\n<|im_start|>assistant\n"
+    )

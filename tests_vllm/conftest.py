@@ -25,6 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def reference_dir(tmp_path_factory) -> Path:
+    """Built once per session; OMNISIFT_VLLM_REFERENCES=DIR reuses a folder reference.py already wrote."""
+    reuse = os.environ.get("OMNISIFT_VLLM_REFERENCES")
+    if reuse and (Path(reuse) / "references.json").is_file():
+        return Path(reuse)
     out = tmp_path_factory.mktemp("reference")
     python = os.environ.get("OMNISIFT_REFERENCE_PYTHON", str(ROOT / ".venv" / "bin" / "python"))
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}

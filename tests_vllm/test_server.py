@@ -205,3 +205,25 @@ def test_server_refuses_unknown_or_malformed_omnisift_keys(server, video_url, mm
     status, answer = _post(port, _chat_body(model, video_url, mm_processor_kwargs=mm))
     assert status == 400, answer
     assert named in json.dumps(answer)
+
+
+def test_qwen3_offline_engine_with_default_options_equals_transformers(reference_dir, references):
+    """Qwen3-Omni-MoE under vLLM's defaults: start-up profiling's video-only dummy, compiled model, engine core
+    in its own process."""
+    from test_qwen3 import request3
+    from vllm import LLM, SamplingParams
+
+    model = reference_dir / "qwen3" / "model"
+    args = engine_args(
+        cases.QWEN3_CASES["drops"].config(reference_dir / "qwen3" / "selector.safetensors"), model=model
+    )
+    args["mm_processor_kwargs"]["max_pixels"] = PROFILE_MAX_PIXELS
+    with _default_multiprocessing():
+        llm = LLM(model=str(model), limit_mm_per_prompt=LIMITS, **MEMORY, **args)
+    try:
+        params = SamplingParams(max_tokens=cases.NEW_TOKENS, temperature=0)
+        out = llm.generate([request3(cases.QWEN3_CASES["drops"])], params, use_tqdm=False)
+    finally:
+        llm.llm_engine.engine_core.shutdown()
+        del llm
+    assert list(out[0].outputs[0].token_ids) == references["qwen3"]["drops"]["attach"]

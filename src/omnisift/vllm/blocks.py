@@ -23,7 +23,7 @@ import torch
 
 from ..layout import TokenIds
 
-__all__ = ["Block", "audio_token_count", "build_block"]
+__all__ = ["Block", "audio_token_count", "build_block", "build_block_qwen3", "whole_t_step"]
 
 
 def audio_token_count(feature_length: int) -> int:
@@ -103,3 +103,61 @@ def build_block(
     last = next((p for p in reversed(parts) if p.shape[1]), None)
     end = int(last.max()) + 1 if last is not None else 0
     return Block(is_video=np.concatenate(kinds) if kinds else np.zeros(0, bool), positions=positions, end=end)
+
+
+def whole_t_step(second_per_grid: float, positions_per_second: float, temporal_patch_size: int = 2) -> int:
+    """Position ids between two Qwen3-Omni video grids, refused unless a whole number.
+
+    transformers gives grid i the float t id `i * second_per_grid * positions_per_second`; vLLM keeps integer
+    positions and truncates, so only rates with a whole step can match transformers.
+    """
+    step = float(np.float32(second_per_grid)) * positions_per_second
+    if abs(step - round(step)) > 1e-4:
+        fps = temporal_patch_size / second_per_grid
+        ids = temporal_patch_size * positions_per_second
+        whole = ", ".join(f"{ids / k:g}" for k in (1, 2, 4, 5, 10, 13, 26, 52) if (ids / k) <= 60)
+        raise ValueError(
+            f"a video sampled at {fps:g} fps puts its frame grids {step:.4g} position ids apart ({second_per_grid:g} s "
+            f"per grid x {positions_per_second:g} ids per second), not a whole number: vLLM keeps integer positions, "
+            f"so it cannot match transformers' fractional t ids. Sample at an fps whose {ids:g} / fps is whole "
+            f"({whole} ... fps; e.g. 2, 1 or 0.5)."
+        )
+    return round(step)
+
+
+def build_block_qwen3(
+    grid_thw: tuple[int, int, int],
+    second_per_grid: float,
+    audio_tokens: int,
+    *,
+    spatial_merge_size: int = 2,
+    positions_per_second: float = 13.0,
+    temporal_patch_size: int = 2,
+) -> Block:
+    """The block of a Qwen3-Omni video and its audio: tokens merged one by one by t id, video first on ties.
+
+    Facts (transformers 5.23 `get_rope_index`, vLLM 0.32 equal at whole-number steps): video grid i has t id
+    `i * step`, audio token j has t id j; `<vision_start>` and `<audio_start>` take consecutive ids, the media
+    start one after; `end` (one past the largest id in any row) is `<audio_end>`'s, `<vision_end>` takes the
+    next one.
+    """
+    grid_t, grid_h, grid_w = (int(v) for v in grid_thw)
+    h, w = grid_h // spatial_merge_size, grid_w // spatial_merge_size
+    step = whole_t_step(second_per_grid, positions_per_second, temporal_patch_size)
+    t_grid = np.arange(grid_t, dtype=np.int64) * step
+    video = np.stack(
+        [
+            np.repeat(t_grid, h * w),
+            np.tile(np.repeat(np.arange(h), w), grid_t),
+            np.tile(np.arange(w), grid_t * h),
+        ]
+    )
+    audio = np.broadcast_to(np.arange(audio_tokens, dtype=np.int64), (3, audio_tokens))
+    # Stable merge by t with video first on ties: sort key (t, 0 for video / 1 for audio, original order).
+    t = np.concatenate([video[0], audio[0]])
+    kind = np.concatenate([np.zeros(video.shape[1], np.int64), np.ones(audio_tokens, np.int64)])
+    order = np.lexsort((np.arange(t.size), kind, t))
+    positions = np.concatenate([video, audio], axis=1)[:, order]
+    is_video = (kind == 0)[order]
+    end = int(positions.max()) + 1 if positions.size else 0
+    return Block(is_video=is_video, positions=np.ascontiguousarray(positions), end=end)

@@ -77,16 +77,20 @@ def select_block(
     video_drop: float,
     audio_drop: float,
     token_ids: TokenIds,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The kept rows of the block's [n, D] embeddings (in sequence order) and their [3, k] relative ids."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The kept rows of the block's [n, D] embeddings (in sequence order), their [3, k] relative ids and
+    the [n] keep mask (to filter per-row inputs the method does not see, such as DeepStack features)."""
     if embeds.shape[0] != len(block):
         raise ValueError(
             f"the block has {len(block)} media tokens but {embeds.shape[0]} embeddings arrived: processor and "
             "model disagree on the video's grid, fps or audio length."
         )
+    # Contiguous: the methods' batched scoring gives other selections on a strided view (seen with the
+    # first D channels of Qwen3's wider video rows).
+    embeds = embeds.contiguous()
     input_ids = block.input_ids(token_ids).unsqueeze(0)
     positions = torch.from_numpy(block.positions).unsqueeze(1)
     layout = build_layout(input_ids, positions[0], None, token_ids)
     selection = method.select(layout, embeds.unsqueeze(0), _fixed_budget(video_drop, audio_drop))
     keep = selection.keep[0].to(embeds.device)
-    return selection.inputs_embeds[0][keep], positions[:, 0, keep.cpu()]
+    return selection.inputs_embeds[0][keep], positions[:, 0, keep.cpu()], keep

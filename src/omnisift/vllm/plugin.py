@@ -1,4 +1,4 @@
-"""The `vllm.general_plugins` entry point: registers the OmniSIFT thinker under its architecture name."""
+"""The `vllm.general_plugins` entry point: registers the OmniSIFT thinkers under their architecture names."""
 
 from __future__ import annotations
 
@@ -33,10 +33,13 @@ def check_vllm_version() -> str:
 def register() -> None:
     from vllm import ModelRegistry
 
-    from . import ARCHITECTURE
+    from . import ARCHITECTURES
 
-    if ARCHITECTURE in ModelRegistry.get_supported_archs():
+    supported = ModelRegistry.get_supported_archs()
+    if all(name in supported for name, _ in ARCHITECTURES.values()):
         return
     check_vllm_version()
-    ModelRegistry.register_model(ARCHITECTURE, "omnisift.vllm.thinker:OmniSIFTQwen25OmniThinker")
-    logger.info("registered %s with vLLM", ARCHITECTURE)
+    for name, target in ARCHITECTURES.values():
+        if name not in supported:
+            ModelRegistry.register_model(name, target)
+            logger.info("registered %s with vLLM", name)

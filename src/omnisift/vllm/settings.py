@@ -22,6 +22,7 @@ from ..layout import TokenIds
 from ..methods import SelectionMethod, method_settings
 from ..methods.omnisift import OmniSIFT
 from ..models.qwen2_5_omni.adapter import Qwen25OmniAdapter
+from ..models.qwen3_omni_moe.adapter import Qwen3OmniMoeAdapter
 from ..selector import CHECKPOINT_PREFIX, source_selector
 
 __all__ = [
@@ -90,11 +91,15 @@ class ServingSettings:
                 )
             config = CompressionConfig.from_dict(raw)
             default, method = config.budget, method_settings(config.method)
+        qwen3 = getattr(hf_config, "model_type", None) == "qwen3_omni_moe"
+        adapter = Qwen3OmniMoeAdapter if qwen3 else Qwen25OmniAdapter
         return cls(
             method=method,
             default=default,
-            token_ids=Qwen25OmniAdapter.token_ids_from_config(thinker),
-            positions_per_second=float(getattr(thinker, "position_id_per_seconds", 25)),
+            token_ids=adapter.token_ids_from_config(thinker),
+            positions_per_second=float(
+                getattr(thinker, "position_id_per_seconds", adapter.position_ids_per_second)
+            ),
         )
 
     def build_method(self) -> SelectionMethod | None:

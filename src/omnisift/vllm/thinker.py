@@ -36,9 +36,11 @@ from vllm.model_executor.models.qwen2_5_omni_thinker import (
 from vllm.multimodal import MULTIMODAL_REGISTRY
 from vllm.multimodal.inputs import MultiModalFieldConfig
 from vllm.multimodal.processing.processor import PromptReplacement, PromptUpdateDetails
+from vllm.platforms import current_platform
 
 from ..budget import BudgetSettings
 from .blocks import Block, audio_token_count, build_block
+from .checks import check_checkpoint_config
 from .plan import kept_count, prompt_drops, select_block
 from .settings import (
     REQUEST_KEYS,
@@ -49,7 +51,7 @@ from .settings import (
     validate_request_kwargs,
 )
 
-__all__ = ["OmniSIFTQwen25OmniThinker", "OmniSIFTProcessor"]
+__all__ = ["OmniSIFTQwen25OmniThinker", "OmniSIFTProcessor", "OmniSIFTProcessorMixin", "OmniSIFTThinkerMixin"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +76,8 @@ def _decode_offsets(channels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     return digits[:, 0] == 1, (digits[:, 1::2] * _BASE + digits[:, 2::2]).t()
 
 
-def _block_of(config: Any, grid_thw: Sequence[int], second_per_grid: float, audio_tokens: int) -> Block:
+def qwen25_block(config: Any, grid_thw: Sequence[int], second_per_grid: float, audio_tokens: int) -> Block:
+    """The Qwen2.5-Omni block of a video (2-second chunks, see blocks.py)."""
     return build_block(
         tuple(int(v) for v in grid_thw),
         float(second_per_grid),
@@ -89,8 +92,15 @@ def _block_drops(block: Block, budget: BudgetSettings, settings: ServingSettings
     return prompt_drops([block], budget.video_drop, budget.audio_drop, budget.retain, settings.token_ids)
 
 
-class OmniSIFTProcessor(Qwen2_5OmniThinkerMultiModalProcessor):
-    """The stock processor, with each video owning its audio and placeholders sized to the kept tokens."""
+class OmniSIFTProcessorMixin:
+    """Over a family's stock processor: each video owns its audio, placeholders are sized to the kept tokens.
+
+    A family sets `block` (grid, seconds per grid, audio tokens -> Block) and `audio_tokens` (audio feature
+    length -> audio tokens).
+    """
+
+    block: Any
+    audio_tokens: Any
 
     def _settings(self) -> ServingSettings:
         return ServingSettings.from_hf_config(self.info.ctx.model_config.hf_config)
@@ -164,8 +174,8 @@ class OmniSIFTProcessor(Qwen2_5OmniThinkerMultiModalProcessor):
         def video_slots(item_idx: int):
             audio = 0
             if with_audio:
-                audio = audio_token_count(int(data["omnisift_audio_lengths"][item_idx]))
-            block = _block_of(
+                audio = type(self).audio_tokens(config, int(data["omnisift_audio_lengths"][item_idx]))
+            block = type(self).block(
                 config, data["video_grid_thw"][item_idx], data["second_per_grid_ts"][item_idx], audio
             )
             budget = budget_from_row(data["omnisift_budget"][item_idx].tolist())
@@ -183,15 +193,19 @@ class OmniSIFTProcessor(Qwen2_5OmniThinkerMultiModalProcessor):
         ]
 
 
-@MULTIMODAL_REGISTRY.register_processor(
-    OmniSIFTProcessor,
-    info=Qwen2_5OmniThinkerProcessingInfo,
-    dummy_inputs=Qwen2_5OmniThinkerDummyInputsBuilder,
-)
-class OmniSIFTQwen25OmniThinker(Qwen2_5OmniThinkerForConditionalGeneration):
-    """Qwen2.5-Omni thinker whose media blocks are compressed by an omnisift method (or kept whole)."""
+class OmniSIFTThinkerMixin:
+    """Over a family's stock thinker: exact positions, compressed blocks, offsets carried in 7 channels.
+
+    A family sets `block`, `audio_tokens` (as the processor) and `shared_bos` (True: `<vision_bos>` and
+    `<audio_bos>` share one id and so do the two eos, as in Qwen2.5-Omni; False: consecutive ids, Qwen3).
+    """
+
+    block: Any
+    audio_tokens: Any
+    shared_bos: bool
 
     def __init__(self, *, vllm_config, prefix: str = "") -> None:
+        check_checkpoint_config(vllm_config.model_config.hf_config.to_dict(), cpu=current_platform.is_cpu())
         super().__init__(vllm_config=vllm_config, prefix=prefix)
         self.omnisift = ServingSettings.from_hf_config(vllm_config.model_config.hf_config)
         self._method = self.omnisift.build_method()
@@ -233,12 +247,14 @@ class OmniSIFTQwen25OmniThinker(Qwen2_5OmniThinkerForConditionalGeneration):
             length = feature.mm_position.length
             if feature.modality == "video":
                 if offset in audio_for_video:
-                    bos = next_pos - 1  # <vision_bos> (text before the placeholder) and <audio_bos> share it
+                    # <audio_bos> shares <vision_bos>'s id (the text before the placeholder) or takes the next
+                    bos = next_pos - 1 if self.shared_bos else next_pos
                     block = self._feature_block(feature, audio_for_video[offset])
                     positions[:, offset] = bos
                     positions[:, offset + 1 : offset + length - 1] = bos + 1
                     positions[:, offset + length - 1] = bos + 1 + block.end
-                    next_pos = bos + 1 + block.end  # <vision_eos> shares the <audio_eos> id
+                    # <vision_eos> shares the <audio_eos> id or takes the next
+                    next_pos = bos + 1 + block.end + (0 if self.shared_bos else 1)
                 else:
                     block = self._feature_block(feature, None)
                     positions[:, offset : offset + length] = next_pos
@@ -263,10 +279,10 @@ class OmniSIFTQwen25OmniThinker(Qwen2_5OmniThinkerForConditionalGeneration):
         second = data["second_per_grid_ts"].data.item() if data.get("second_per_grid_ts") is not None else 1.0
         audio = 0
         if audio_feature_length is not None and data.get("omnisift_audio_lengths") is not None:
-            audio = audio_token_count(int(data["omnisift_audio_lengths"].data.item()))
+            audio = self.audio_tokens(self.config, int(data["omnisift_audio_lengths"].data.item()))
         elif audio_feature_length is not None:
-            audio = audio_token_count(audio_feature_length)
-        return _block_of(self.config, data["video_grid_thw"].data.tolist(), second, audio)
+            audio = self.audio_tokens(self.config, audio_feature_length)
+        return self.block(self.config, data["video_grid_thw"].data.tolist(), second, audio)
 
     # -- encoders and selection -----------------------------------------------------------------------
 
@@ -305,20 +321,26 @@ class OmniSIFTQwen25OmniThinker(Qwen2_5OmniThinkerForConditionalGeneration):
         return list(self._process_audio_input(parsed))
 
     def _select_video(self, video, audio, grid, seconds, budgets, index: int) -> torch.Tensor:
+        """The block's kept rows. Video rows wider than the text (DeepStack features after the first D
+        channels) keep them; audio rows get zeros there (DeepStack adds nothing to them, as in transformers);
+        the method sees the first D channels only and its keep mask filters the rest."""
         second = float(seconds[index]) if seconds is not None else 1.0
         audio_tokens = 0 if audio is None else int(audio.shape[0])
-        block = _block_of(self.config, grid.tolist(), second, audio_tokens)
-        merged = video.new_empty(len(block), video.shape[-1])
+        block = self.block(self.config, grid.tolist(), second, audio_tokens)
+        width = self.config.text_config.hidden_size
+        merged = video.new_zeros(len(block), video.shape[-1])
         is_video = torch.from_numpy(block.is_video).to(video.device)
         merged[is_video] = video.to(merged.dtype)
         if audio is not None:
-            merged[~is_video] = audio.to(merged.dtype)
+            merged[~is_video, :width] = audio.to(merged.dtype)
         budget = budget_from_row(budgets[index].tolist()) if budgets is not None else self.omnisift.default
         drops = _block_drops(block, budget, self.omnisift)
         if drops == (0.0, 0.0):
             kept, offsets = merged, torch.from_numpy(block.positions)
         else:
-            kept, offsets = select_block(self._method, block, merged, *drops, self.omnisift.token_ids)
+            main, extra = merged[:, :width], merged[:, width:]
+            kept, offsets, keep = select_block(self._method, block, main, *drops, self.omnisift.token_ids)
+            kept = torch.cat([kept, extra[keep.to(extra.device)]], dim=-1)
         return self._with_offsets(kept, offsets)
 
     def _standalone_audio(self, parsed, in_video) -> list[torch.Tensor]:
@@ -362,3 +384,27 @@ class OmniSIFTQwen25OmniThinker(Qwen2_5OmniThinkerForConditionalGeneration):
                 positions = positions.clone()
                 positions[:, index.to(positions.device)] += offsets.to(positions.device, positions.dtype)
         return super().forward(input_ids, positions, intermediate_tensors, inputs_embeds, **kwargs)
+
+
+def _qwen25_audio_tokens(config: Any, feature_length: int) -> int:
+    return audio_token_count(feature_length)
+
+
+class OmniSIFTProcessor(OmniSIFTProcessorMixin, Qwen2_5OmniThinkerMultiModalProcessor):
+    """Qwen2.5-Omni's processor with each video owning its audio and placeholders sized to the kept tokens."""
+
+    block = staticmethod(qwen25_block)
+    audio_tokens = staticmethod(_qwen25_audio_tokens)
+
+
+@MULTIMODAL_REGISTRY.register_processor(
+    OmniSIFTProcessor,
+    info=Qwen2_5OmniThinkerProcessingInfo,
+    dummy_inputs=Qwen2_5OmniThinkerDummyInputsBuilder,
+)
+class OmniSIFTQwen25OmniThinker(OmniSIFTThinkerMixin, Qwen2_5OmniThinkerForConditionalGeneration):
+    """Qwen2.5-Omni thinker whose media blocks are compressed by an omnisift method (or kept whole)."""
+
+    block = staticmethod(qwen25_block)
+    audio_tokens = staticmethod(_qwen25_audio_tokens)
+    shared_bos = True
