@@ -36,6 +36,7 @@ from .api import select_with
 from .budget import BudgetSettings
 from .compress import SampleStats, compress
 from .config import CompressionConfig
+from .inner import InnerLLMMethod, InnerRuntime, PrefillStart, input_accounting, source_positions
 from .methods import SelectionMethod
 from .models import ModelAdapter, find_adapter
 
@@ -102,7 +103,11 @@ class CompressionHandle:
     last_source_index: torch.Tensor | None = None
     """[B, K] position in the uncompressed sequence of each slot of the last compressed prefill (-1 on
     padding); None when the last prefill dropped nothing. Use it to compress labels for training. With
-    several threads it is the last prefill of any of them."""
+    several threads it is the last prefill of any of them. Inner-LLM methods: the slots of the last layer."""
+    last_kept_positions: list[dict[int, torch.Tensor]] = field(default_factory=list)
+    """Per sample of the last compressed prefill: each stage's first layer (0 = the LLM input) -> 1-D
+    LongTensor of the positions in that sample's input_ids row (padding included) still present there."""
+    _inner: InnerRuntime | None = None
 
     @property
     def selector(self) -> nn.Module | None:
@@ -128,6 +133,8 @@ class CompressionHandle:
         for hook in self._hooks:
             hook.remove()
         self._hooks.clear()
+        if self._inner is not None:
+            self._inner.remove()
         self.method.release()
         if _ACTIVE.get(self.adapter.thinker) is not None and _ACTIVE[self.adapter.thinker]() is self:
             del _ACTIVE[self.adapter.thinker]
@@ -186,6 +193,8 @@ class CompressionHandle:
     def _on_language_model(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
         call = self._call()
         self._local.call = None
+        if self._inner is not None:
+            self._inner.cancel()  # inner-LLM drops run only for a prefill handed over below
         if self.zero_budget and not call.has_features:
             # nothing to compress and decode bookkeeping would be the identity: leave the call alone, without
             # reading the cache length (a tensor under torch.compile: fullgraph would fail on the branch)
@@ -288,14 +297,17 @@ class CompressionHandle:
         )
         stats = result.stats()
         self.last_source_index = None
+        inner = self._inner is not None and not self.zero_budget
         dropped = any(s.length_after < s.length_before for s in stats)
-        if dropped and call.has_labels:
+        if (dropped or inner) and call.has_labels:
             raise RuntimeError(
                 "omnisift: forward with `labels` dropped tokens: the loss would compare compressed logits with "
                 "uncompressed labels. Use omnisift.training (it compresses labels with last_source_index), or "
                 "remove() first."
             )
-        if dropped or result.inputs_embeds is not embeds:
+        stats = input_accounting(stats, self.adapter)
+        decode_state = None
+        if dropped or result.inputs_embeds is not embeds or inner:
             out = compress(result.keep, result.inputs_embeds, positions, mask)
             self.last_source_index = out.source_index
             kwargs["inputs_embeds"] = out.inputs_embeds
@@ -314,13 +326,19 @@ class CompressionHandle:
                 cache = DynamicCache(config=module.config)
                 kwargs["past_key_values"] = cache
             if cache is not None:
+                decode_state = _DecodeState(
+                    compact_mask=out.attention_mask.to(mask_dtype),
+                    dropped=embeds.shape[1] - out.inputs_embeds.shape[1],
+                )
                 with self._lock:
-                    self._decode[cache] = _DecodeState(
-                        compact_mask=out.attention_mask.to(mask_dtype),
-                        dropped=embeds.shape[1] - out.inputs_embeds.shape[1],
-                    )
+                    self._decode[cache] = decode_state
+            self.last_kept_positions = [{0: row} for row in source_positions(out.source_index)]
+            if inner:
+                self._inner.begin(
+                    self._inner_start(kwargs, out, result, stats, decode_state, embeds.shape[1])
+                )
         elapsed = time.perf_counter() - start
-        self.history.append(CallStats(samples=stats, select_seconds=elapsed, compressed=dropped))
+        self.history.append(CallStats(samples=stats, select_seconds=elapsed, compressed=dropped or inner))
         logger.debug(
             "omnisift: %s, %d samples, %.1f ms, retained %s",
             self.method.name,
@@ -329,6 +347,44 @@ class CompressionHandle:
             [round(s.retained, 3) for s in stats],
         )
         return (), kwargs
+
+    def _inner_start(
+        self, kwargs: dict, out: Any, result: Any, stats: list, decode_state: _DecodeState | None, length: int
+    ) -> PrefillStart:
+        """Hand the compact prefill to the inner-LLM layer hooks; they publish the final state back here."""
+        source = out.source_index
+        rows = torch.arange(source.shape[0], device=source.device).unsqueeze(1)
+        index = source.clamp(min=0)
+        present = source >= 0
+        mask_dtype = kwargs["attention_mask"].dtype
+
+        def publish(
+            mask: torch.Tensor, positions: torch.Tensor, final_source: torch.Tensor, kept: list
+        ) -> None:
+            if decode_state is not None:
+                decode_state.compact_mask = mask.to(mask_dtype)
+                decode_state.dropped = length - mask.shape[1]
+            kept_at = torch.where(mask.bool(), positions.amax(0), -1)
+            self.adapter.set_rope_deltas((kept_at.amax(1) + 1 - mask.sum(1)).unsqueeze(1))
+            self.last_source_index = final_source
+            self.last_kept_positions = kept
+
+        deepstack = None
+        if kwargs.get("visual_pos_masks") is not None and kwargs.get("deepstack_visual_embeds") is not None:
+            kwargs["visual_pos_masks"] = kwargs["visual_pos_masks"].clone()  # the hooks change it in place
+            kwargs["deepstack_visual_embeds"] = list(kwargs["deepstack_visual_embeds"])
+            deepstack = (kwargs["visual_pos_masks"], kwargs["deepstack_visual_embeds"])
+        return PrefillStart(
+            source=source,
+            is_video=result.layout.is_video[rows, index] & present,
+            is_audio=result.layout.is_audio[rows, index] & present,
+            positions=kwargs["position_ids"][-3:],
+            mask=kwargs["attention_mask"],
+            pair=self.method.retention(self.config.retain),
+            samples=stats,
+            publish=publish,
+            deepstack=deepstack,
+        )
 
     @staticmethod
     def _refusal(cache: Any, call: _Call, kwargs: dict) -> str | None:
@@ -388,6 +444,8 @@ def attach(model: nn.Module, config: CompressionConfig | None = None) -> Compres
     handle = CompressionHandle(
         model=model, config=config, adapter=adapter, method=method, budget=config.budget
     )
+    if isinstance(method, InnerLLMMethod):
+        handle._inner = InnerRuntime(adapter.language_model, method, adapter)
     handle._hooks.append(adapter.thinker.register_forward_pre_hook(handle._on_thinker, with_kwargs=True))
     handle._hooks.append(
         adapter.thinker_model.register_forward_pre_hook(handle._on_thinker_model, with_kwargs=True)

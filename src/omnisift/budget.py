@@ -46,6 +46,8 @@ class Budget:
 
     video_drop: torch.Tensor
     audio_drop: torch.Tensor
+    retain: float | None = None
+    """The user's `retain` target as given (methods with their own budget rule, e.g. SEATS' pairs, read it)."""
 
 
 class SettingError(ValueError):
@@ -195,4 +197,5 @@ def solve_budget(layout: Layout, settings: BudgetSettings) -> Budget:
     return Budget(
         video_drop=torch.where(reachable, vd_solved, top),
         audio_drop=torch.where(reachable, torch.where(video_alone_too_much, ad_lowered, ad), ad_raised),
+        retain=float(retain),
     )

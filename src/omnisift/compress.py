@@ -25,6 +25,11 @@ class SampleStats:
     audio_after: int
     length_before: int
     length_after: int
+    layer_avg_kept_video: float | None = None
+    """Fraction of the video tokens present, averaged over the LLM's layers (None where not computed)."""
+    layer_avg_kept_audio: float | None = None
+    prefill_flops_ratio: float | None = None
+    """LLM prefill FLOPs relative to the full-token run (docs/design.md gives the convention)."""
 
     @property
     def retained(self) -> float:

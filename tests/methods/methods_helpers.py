@@ -5,11 +5,15 @@ from __future__ import annotations
 import torch
 
 from omnisift import select_tokens
-from omnisift.methods import available_methods, takes_setting
+from omnisift.inner import InnerLLMMethod
+from omnisift.methods import METHODS, available_methods, takes_setting
 
 HIDDEN = 32
 
-ALL_METHODS = available_methods()
+ALL_METHODS = [m for m in available_methods() if not issubclass(METHODS[m], InnerLLMMethod)]
+"""Methods that select before the LLM only (they keep exactly OmniSIFT's counts)."""
+INNER_METHODS = [m for m in available_methods() if issubclass(METHODS[m], InnerLLMMethod)]
+"""Methods that drop inside the LLM (their own layer-averaged budget; tests/inner covers the LLM part)."""
 
 
 def run(batch, method, selector=None, **kwargs):

@@ -179,6 +179,7 @@ def test_omnizip_rejects_incomplete_saliency(mixed):
 def test_catalog_lists_every_method():
     rows = describe_methods()
     assert [r["name"] for r in rows] == sorted(METHODS)
+    assert {"seats", "fastv", "fastv-om"} <= {r["name"] for r in rows}
     for row in rows:
         cls = METHODS[row["name"]]
         assert set(row) >= {

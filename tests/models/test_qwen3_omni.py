@@ -13,9 +13,10 @@ import torch
 from transformers import DynamicCache
 
 from omnisift import CompressionConfig, VisionGuidedAudioSelector, attach, keep_mask
+from omnisift.inner import InnerLLMMethod
 from omnisift.layout import build_layout
 from omnisift.loading import load_model
-from omnisift.methods import available_methods
+from omnisift.methods import METHODS, available_methods
 from omnisift.models import find_adapter
 from omnisift.models.qwen3_omni_moe import TOKEN_IDS, Qwen3OmniMoeAdapter
 from omnisift.models.qwen3_omni_moe import fixtures as tiny
@@ -416,7 +417,9 @@ def single(inputs: dict, b: int) -> dict:
     return out
 
 
-@pytest.mark.parametrize("method", available_methods())
+@pytest.mark.parametrize(
+    "method", [m for m in available_methods() if not issubclass(METHODS[m], InnerLLMMethod)]
+)  # inner-LLM methods: tests/inner/test_inner_qwen3.py
 def test_every_method_through_attach_and_generate(thinker, selector, method) -> None:
     inputs = model_inputs(PADDED, seed=7)
     config = CompressionConfig(method=method, video_drop=0.6, audio_drop=0.3, selector=selector, seed=3)

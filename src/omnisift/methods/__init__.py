@@ -1,6 +1,6 @@
 """Token selection methods, one file each; importing a file registers its methods by name."""
 
-from . import ablations, dycoke, evs, omnisift, omnizip, random_baseline, vidcom2  # noqa: F401  (registry)
+from . import ablations, dycoke, evs, fastv, omnisift, omnizip, random_baseline, seats, vidcom2  # noqa: F401  (registry)
 from .base import (
     METHODS,
     Selection,

@@ -20,7 +20,7 @@ from torch import nn
 
 from ..layout import TokenIds
 
-__all__ = ["ModelAdapter", "AudioAttention", "TinyModel", "read_model_type"]
+__all__ = ["ModelAdapter", "AudioAttention", "VisionAttention", "TinyModel", "read_model_type"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,22 @@ class AudioAttention:
     attention: nn.Module
     frames_per_input: Callable[[torch.Tensor], list[int]]
     pool: Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class VisionAttention:
+    """Where a vision encoder's last self-attention is, and how its patch order maps to merged tokens.
+
+    SEATS' Stage I hooks `attention`; `project(attention, hidden)` gives its [patches, heads, d] queries
+    and keys before the rotary tables, `window_index(grid_thw)` the merged-token index of each merged
+    unit in the encoder's (possibly window-reordered) order, and `merge_unit` the patches per merged token.
+    """
+
+    encoder: nn.Module
+    attention: nn.Module
+    project: Callable[[nn.Module, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+    window_index: Callable[[torch.Tensor], torch.Tensor]
+    merge_unit: int
 
 
 @dataclass
@@ -93,6 +109,9 @@ class ModelAdapter(ABC):
     """Extra language-model keyword inputs that must be filtered with the keep mask (none for most)."""
     loads_without_talker: ClassVar[dict[str, Any]] = {}
     """from_pretrained kwargs that skip building the speech output (text answers only)."""
+    inner_llm_layers: ClassVar[dict[int, tuple[tuple[int, ...], int]]] = {}
+    """LLM depth -> SEATS' (drop layers, late layer) for the released checkpoints of that depth (0-based
+    first layer of each reduced set; first layer without audio/video)."""
 
     def __init__(self, model: nn.Module) -> None:
         name = type(model).__name__
@@ -206,6 +225,10 @@ class ModelAdapter(ABC):
         raise NotImplementedError(
             f"{self.family}: the audio encoder's attention is not exposed for saliency-based methods"
         )
+
+    def vision_attention(self) -> VisionAttention:
+        """The vision encoder's last self-attention; families without a usable one raise NotImplementedError."""
+        raise NotImplementedError(f"{self.family}: the vision encoder's attention is not exposed")
 
     def filter_inputs(self, kwargs: dict[str, Any], keep: torch.Tensor, source_index: torch.Tensor) -> None:
         """Filter `filtered_inputs` in the language model's kwargs with the keep mask (in place).

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import torch
 
 from ...layout import TokenIds
-from ..base import AudioAttention, ModelAdapter
+from ..base import AudioAttention, ModelAdapter, VisionAttention
 
 __all__ = ["Qwen25OmniAdapter", "TOKEN_IDS"]
 
@@ -43,6 +43,15 @@ def _pool_pairs(frame_scores: torch.Tensor) -> torch.Tensor:
     return (frame_scores[0 : 2 * tokens : 2] + frame_scores[1 : 2 * tokens : 2]) / 2
 
 
+def _project_separate(attention: torch.nn.Module, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Queries and keys of a vision attention with separate `q` / `k` projections, [patches, heads, d]."""
+    rows = hidden.shape[0]
+    return (
+        attention.q(hidden).reshape(rows, attention.num_heads, -1),
+        attention.k(hidden).reshape(rows, attention.num_heads, -1),
+    )
+
+
 class Qwen25OmniAdapter(ModelAdapter):
     """Qwen2.5-Omni (3B, 7B): `Qwen2_5OmniForConditionalGeneration` or its thinker."""
 
@@ -62,6 +71,8 @@ class Qwen25OmniAdapter(ModelAdapter):
     audio_tokens_per_second = 25.0
     position_ids_per_second = 25.0
     loads_without_talker: ClassVar[dict[str, Any]] = {"enable_audio_output": False}
+    inner_llm_layers: ClassVar[dict[int, tuple[tuple[int, ...], int]]] = {28: ((16, 18, 20), 23)}
+    """Qwen2.5-Omni-7B (28 layers): SEATS' drops before layers 16, 18, 20 and no audio/video from 23."""
 
     def audio_attention(self) -> AudioAttention:
         encoder = self.thinker.model.audio_tower
@@ -73,4 +84,28 @@ class Qwen25OmniAdapter(ModelAdapter):
             attention=layers[-1].self_attn,
             frames_per_input=_encoder_frames,
             pool=_pool_pairs,
+        )
+
+    def vision_attention(self) -> VisionAttention:
+        """The last vision block; its patches arrive reordered into spatial windows (`get_vision_window_index`)."""
+        from transformers.vision_utils import get_vision_window_index  # here: keeps `import omnisift` light
+
+        encoder = self.thinker.model.visual
+        config = encoder.config
+
+        def window_index(grid_thw: torch.Tensor) -> torch.Tensor:
+            index, _ = get_vision_window_index(
+                grid_thw,
+                spatial_merge_size=config.spatial_merge_size,
+                window_size=config.window_size,
+                patch_size=config.patch_size,
+            )
+            return index
+
+        return VisionAttention(
+            encoder=encoder,
+            attention=encoder.blocks[-1].attn,
+            project=_project_separate,
+            window_index=window_index,
+            merge_unit=config.spatial_merge_size**2,
         )

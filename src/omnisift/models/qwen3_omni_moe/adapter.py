@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import torch
 
 from ...layout import TokenIds
-from ..base import AudioAttention, ModelAdapter
+from ..base import AudioAttention, ModelAdapter, VisionAttention
 
 __all__ = ["Qwen3OmniMoeAdapter", "TOKEN_IDS", "audio_token_count"]
 
@@ -63,6 +63,12 @@ def _identity(scores: torch.Tensor) -> torch.Tensor:
     return scores
 
 
+def _project_fused(attention: torch.nn.Module, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Queries and keys of a vision attention with one fused `qkv` projection, [patches, heads, d]."""
+    qkv = attention.qkv(hidden).reshape(hidden.shape[0], 3, attention.num_heads, -1)
+    return qkv[:, 0], qkv[:, 1]
+
+
 class Qwen3OmniMoeAdapter(ModelAdapter):
     """Qwen3-Omni-MoE (30B-A3B): `Qwen3OmniMoeForConditionalGeneration` or its thinker."""
 
@@ -86,6 +92,8 @@ class Qwen3OmniMoeAdapter(ModelAdapter):
     position_ids_per_second = 13.0
     filtered_inputs = ("visual_pos_masks", "deepstack_visual_embeds")
     loads_without_talker: ClassVar[dict[str, Any]] = {"enable_audio_output": False}
+    inner_llm_layers: ClassVar[dict[int, tuple[tuple[int, ...], int]]] = {48: ((27, 31, 35), 39)}
+    """Qwen3-Omni-30B-A3B (48 layers): SEATS' drops before layers 27, 31, 35 and no audio/video from 39."""
 
     def audio_attention(self) -> AudioAttention:
         encoder = self.thinker.model.audio_tower
@@ -98,6 +106,22 @@ class Qwen3OmniMoeAdapter(ModelAdapter):
             attention=layers[-1].self_attn,
             frames_per_input=lambda lens: audio_token_count(lens, n_window).tolist(),
             pool=_identity,
+        )
+
+    def vision_attention(self) -> VisionAttention:
+        """The last vision block; patches arrive in merged order (no window reordering on this family)."""
+        encoder = self.thinker.model.visual
+        unit = int(encoder.config.spatial_merge_size) ** 2
+
+        def window_index(grid_thw: torch.Tensor) -> torch.Tensor:
+            return torch.arange(int(grid_thw.prod(-1).sum()) // unit)
+
+        return VisionAttention(
+            encoder=encoder,
+            attention=encoder.blocks[-1].attn,
+            project=_project_fused,
+            window_index=window_index,
+            merge_unit=unit,
         )
 
     def filter_inputs(self, kwargs: dict[str, Any], keep: torch.Tensor, source_index: torch.Tensor) -> None:
