@@ -1,4 +1,4 @@
-"""A literal, one-sample reference of SEATS, FastV and FastV-om, written from the rules (SPEC 11) with
+"""A literal, one-sample reference of SEATS, FastV and FastV-om, written from the rules (docs/design.md#inner-llm-pruning) with
 Python loops and the stock decoder layers called one by one (full caches trimmed by hand).
 
 It shares no code with `omnisift.inner` except the schedule numbers (checked on their own against the

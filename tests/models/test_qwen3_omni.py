@@ -16,7 +16,7 @@ from omnisift import CompressionConfig, VisionGuidedAudioSelector, attach, keep_
 from omnisift.inner import InnerLLMMethod
 from omnisift.layout import build_layout
 from omnisift.loading import load_model
-from omnisift.methods import METHODS, available_methods
+from omnisift.methods import METHODS, available_methods, takes_setting
 from omnisift.models import find_adapter
 from omnisift.models.qwen3_omni_moe import TOKEN_IDS, Qwen3OmniMoeAdapter
 from omnisift.models.qwen3_omni_moe import fixtures as tiny
@@ -422,7 +422,8 @@ def single(inputs: dict, b: int) -> dict:
 )  # inner-LLM methods: tests/inner/test_inner_qwen3.py
 def test_every_method_through_attach_and_generate(thinker, selector, method) -> None:
     inputs = model_inputs(PADDED, seed=7)
-    config = CompressionConfig(method=method, video_drop=0.6, audio_drop=0.3, selector=selector, seed=3)
+    shortcuts = {k: v for k, v in {"selector": selector, "seed": 3}.items() if takes_setting(method, k)}
+    config = CompressionConfig(method=method, video_drop=0.6, audio_drop=0.3, **shortcuts)
     with attach(thinker, config) as handle:
         with torch.no_grad():
             out = thinker.generate(**inputs, use_audio_in_video=True, max_new_tokens=3, do_sample=False)
