@@ -85,7 +85,7 @@ def _manual_compact(thinker, batch, selector, video_drop=0.7, audio_drop=0.3):
     with torch.no_grad():
         keep = keep_mask(
             embeds, batch["input_ids"], positions, attention_mask=mask, selector=selector,
-            video_drop=video_drop, audio_drop=audio_drop,
+            video_drop=video_drop, audio_drop=audio_drop, model=thinker,
         )  # fmt: skip
     keep = keep & mask.bool()
     width = int(keep.sum(1).max())

@@ -17,7 +17,7 @@ def test_compact_batch_keeps_order_positions_and_padding_side(side: str) -> None
     generator = torch.Generator().manual_seed(0)
     keep = torch.rand(batch.input_ids.shape, generator=generator) > 0.4
     keep |= batch.attention_mask == 0
-    layout = build_layout(batch.input_ids, batch.position_ids[0], batch.attention_mask)
+    layout = build_layout(batch.input_ids, batch.position_ids[0], batch.attention_mask, batch.token_ids)
     out = compress(
         keep, batch.inputs_embeds, batch.position_ids, batch.attention_mask, batch.input_ids, layout=layout
     )

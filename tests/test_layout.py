@@ -88,14 +88,14 @@ def test_sub_one_fps_chunk_order_matches_spec() -> None:
         last, count = tok, count + 1
     runs.append(("V" if last == 151656 else "A") + str(count))
     assert runs == ["V4", "A50", "V1", "A50", "V3", "A50", "V1", "A50", "V3", "A100"]
-    layout = build_layout(batch.input_ids, batch.position_ids[0])
+    layout = build_layout(batch.input_ids, batch.position_ids[0], None, batch.token_ids)
     assert layout.grid_size.tolist() == [4, 4, 4]  # grids come from t values, not from token runs
     assert layout.grid_group.tolist() == [0, 0, 1]
 
 
 def test_layout_groups_windows_and_padding() -> None:
     batch = build_batch([[text(2), av_clip(5, 2, 2), text(2)], [text(9)]], 8)
-    layout = build_layout(batch.input_ids, batch.position_ids[0], batch.attention_mask)
+    layout = build_layout(batch.input_ids, batch.position_ids[0], batch.attention_mask, batch.token_ids)
     assert layout.grid_size.tolist() == [4] * 5
     assert layout.grid_group.tolist() == [0, 0, 1, 1, 2]
     assert layout.grid_batch.tolist() == [0] * 5
@@ -113,4 +113,4 @@ def test_layout_groups_windows_and_padding() -> None:
 def test_layout_rejects_mismatched_shapes() -> None:
     batch = build_batch([[text(2), av_clip(2, 2, 2)]], 8)
     with pytest.raises(ValueError, match="position ids"):
-        build_layout(batch.input_ids, batch.position_ids[0][:, 1:])
+        build_layout(batch.input_ids, batch.position_ids[0][:, 1:], None, batch.token_ids)

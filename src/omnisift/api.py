@@ -11,9 +11,10 @@ from torch import nn
 from .budget import Budget, BudgetSettings, solve_budget
 from .compress import Compressed, SampleStats, compress, sample_stats
 from .config import DEFAULT_AUDIO_DROP, DEFAULT_METHOD, DEFAULT_RETAIN, DEFAULT_VIDEO_DROP, CompressionConfig
-from .layout import Layout, TokenIds, build_layout
+from .layout import Layout, TokenIds, build_layout, require_token_ids
 from .methods import SelectionMethod
 from .methods.base import resolve_method
+from .models import ModelAdapter, find_adapter
 
 __all__ = [
     "SelectionResult",
@@ -79,11 +80,13 @@ def select_tokens(
     retain: float | None = DEFAULT_RETAIN,
     attention_mask: torch.Tensor | None = None,
     token_ids: TokenIds | None = None,
+    model: nn.Module | ModelAdapter | None = None,
     selector: nn.Module | str | Path | None = None,
     seed: int | None = None,
     **method_params: object,
 ) -> SelectionResult:
     """Run a selection method on a batch of merged LLM inputs (see `keep_mask` for the arguments)."""
+    token_ids = family_token_ids(token_ids, model, "select_tokens")
     config = CompressionConfig(
         method=method,
         video_drop=video_drop,
@@ -97,6 +100,16 @@ def select_tokens(
     return select_with(
         config.method, config.budget, inputs_embeds, input_ids, position_ids, attention_mask, token_ids
     )
+
+
+def family_token_ids(
+    token_ids: TokenIds | None, model: nn.Module | ModelAdapter | None, caller: str
+) -> TokenIds:
+    """The given ids, else the model's family's; refuses when neither is given."""
+    if token_ids is None and model is not None:
+        adapter = model if isinstance(model, ModelAdapter) else find_adapter(model)
+        token_ids = adapter.token_ids
+    return require_token_ids(token_ids, caller)
 
 
 def select_with(
@@ -128,6 +141,7 @@ def keep_mask(
     retain: float | None = DEFAULT_RETAIN,
     method: str | SelectionMethod = DEFAULT_METHOD,
     token_ids: TokenIds | None = None,
+    model: nn.Module | ModelAdapter | None = None,
     seed: int | None = None,
     **method_params: object,
 ) -> torch.Tensor:
@@ -143,8 +157,9 @@ def keep_mask(
         retain: target fraction of each sample's audio+video tokens kept; overrides `video_drop` (and raises
             `audio_drop` only when video alone cannot reach it).
         method: a registered method name or instance (`omnisift methods` lists them).
-        token_ids: the model family's special token ids (`find_adapter(model).token_ids`); Qwen2.5-Omni's
-            by default.
+        token_ids: the model family's special token ids (`find_adapter(model).token_ids`).
+        model: the model (or its adapter) the inputs are for, instead of `token_ids`. One of the two is
+            required: the families' ids differ, so none is assumed.
         seed: seed of methods that draw at random (ignored by the others).
         method_params: the method's own settings by name (e.g. `knn=3` for omnizip).
     """
@@ -159,6 +174,7 @@ def keep_mask(
         retain=retain,
         attention_mask=attention_mask,
         token_ids=token_ids,
+        model=model,
         seed=seed,
         **method_params,
     ).keep

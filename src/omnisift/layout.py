@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["TokenIds", "Layout", "build_layout"]
+__all__ = ["TokenIds", "Layout", "build_layout", "require_token_ids"]
 
 
 @dataclass(frozen=True)
@@ -135,10 +135,17 @@ def _check_inputs(
         )
 
 
-def _default_token_ids() -> TokenIds:
-    from .models import default_token_ids  # models import this module: resolve the default lazily
-
-    return default_token_ids()
+def require_token_ids(token_ids: TokenIds | None, caller: str) -> TokenIds:
+    """`token_ids`, or a ValueError saying where to get them (no family is assumed)."""
+    if token_ids is None:
+        raise ValueError(
+            f"{caller} needs the model family's special token ids: pass token_ids=find_adapter(model).token_ids "
+            "(or model=... where accepted). Qwen2.5-Omni and Qwen3-Omni use different ids (audio 151646 vs "
+            "151675), so there is no default."
+        )
+    if not isinstance(token_ids, TokenIds):
+        raise ValueError(f"{caller}: token_ids must be a TokenIds, got {type(token_ids).__name__}.")
+    return token_ids
 
 
 def _run_start(flags: torch.Tensor) -> torch.Tensor:
@@ -159,10 +166,11 @@ def build_layout(
         input_ids: [B, N] token ids of the merged sequence.
         temporal_positions: [B, N] the t row (row 0) of the 3-row M-RoPE position ids.
         attention_mask: [B, N], 0 on padding (left or right). None means no padding.
-        token_ids: special token ids; those of the default model family (`models.DEFAULT_ADAPTER`) if None.
+        token_ids: the model family's special token ids (`find_adapter(model).token_ids`). Required: the
+            families use different ids, so no default could be right for all of them.
     """
     _check_inputs(input_ids, temporal_positions, attention_mask)
-    ids = token_ids or _default_token_ids()
+    ids = require_token_ids(token_ids, "build_layout")
     device = input_ids.device
     batch, seq_len = input_ids.shape
     valid = (

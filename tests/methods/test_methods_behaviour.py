@@ -15,7 +15,7 @@ from omnisift.models.qwen2_5_omni.synthetic import av_clip, build_batch, text, v
 def _video_batch(seconds: int, grid_h: int = 4, grid_w: int = 4, with_audio: bool = False):
     clip = av_clip(seconds, grid_h, grid_w) if with_audio else video(seconds, grid_h, grid_w)
     batch = build_batch([[text(3), clip, text(2)]], hidden_size=HIDDEN)
-    layout = build_layout(batch.input_ids, batch.position_ids[0], batch.attention_mask)
+    layout = build_layout(batch.input_ids, batch.position_ids[0], batch.attention_mask, batch.token_ids)
     index, present = layout.grid_index_matrix()
     return batch, layout, index
 
@@ -201,7 +201,7 @@ def test_no_spatial_scores_first_grids_against_the_previous_grid(selector):
 
 def test_audio_only_ablation_ignores_the_video(selector):
     batch = build_batch([[text(2), av_clip(4, 4, 4), text(2)]], hidden_size=HIDDEN)
-    layout = build_layout(batch.input_ids, batch.position_ids[0], batch.attention_mask)
+    layout = build_layout(batch.input_ids, batch.position_ids[0], batch.attention_mask, batch.token_ids)
     other = build_batch([[text(2), av_clip(4, 4, 4), text(2)]], hidden_size=HIDDEN)
     other.inputs_embeds = batch.inputs_embeds.clone()
     other.inputs_embeds.view(-1, HIDDEN)[layout.video_flat] = torch.randn(layout.video_flat.numel(), HIDDEN)
@@ -216,7 +216,7 @@ def test_audio_only_ablation_ignores_the_video(selector):
 def test_omnizip_merged_anchor_is_half_anchor_half_convex_mix_of_dropped_audio():
     hidden = 128  # more dimensions than dropped audio tokens: a mix of them has unique weights
     batch = build_batch([[text(3), av_clip(4, 4, 4), text(2)]], hidden_size=hidden, seed=7)
-    layout = build_layout(batch.input_ids, batch.position_ids[0], batch.attention_mask)
+    layout = build_layout(batch.input_ids, batch.position_ids[0], batch.attention_mask, batch.token_ids)
     with torch.no_grad():
         result = select_tokens(**batch.as_kwargs(), method="omnizip", video_drop=0.5, audio_drop=0.5)
     old = batch.inputs_embeds.view(-1, hidden).double()

@@ -53,7 +53,7 @@ BUDGETS = {
 @pytest.mark.parametrize("method", ALL_METHODS)
 def test_text_special_image_padding_never_dropped(method, mixed, selector):
     result = run(mixed, method, selector, video_drop=0.7, audio_drop=0.3)
-    layout = build_layout(mixed.input_ids, mixed.position_ids[0], mixed.attention_mask)
+    layout = build_layout(mixed.input_ids, mixed.position_ids[0], mixed.attention_mask, mixed.token_ids)
     protected = ~(layout.is_video | layout.is_audio)  # text, specials, images and padding
     assert result.keep.dtype == torch.bool and result.keep.shape == mixed.input_ids.shape
     assert bool(result.keep[protected].all())
@@ -76,7 +76,7 @@ def test_budget_equals_omnisift(method, budget, mixed, selector, reference):
 @pytest.mark.parametrize("method", ALL_METHODS)
 def test_audio_drop_zero_keeps_all_audio(method, mixed):
     result = run(mixed, method, None, video_drop=0.6, audio_drop=0.0)
-    layout = build_layout(mixed.input_ids, mixed.position_ids[0], mixed.attention_mask)
+    layout = build_layout(mixed.input_ids, mixed.position_ids[0], mixed.attention_mask, mixed.token_ids)
     assert bool(result.keep[layout.is_audio].all())
     assert torch.equal(result.inputs_embeds, mixed.inputs_embeds)
 

@@ -73,8 +73,12 @@ def test_batch_equals_each_sample_alone() -> None:
         together = keep_mask(**batch.as_kwargs(), selector=selector)
     for i, _sample in enumerate(samples):
         valid = batch.attention_mask[i].bool()
-        one = {k: v[i : i + 1, valid] for k, v in batch.as_kwargs().items() if k != "position_ids"}
-        one["position_ids"] = batch.position_ids[:, i : i + 1, valid]
+        one = {
+            k: v[i : i + 1, valid]
+            for k, v in batch.as_kwargs().items()
+            if k not in ("position_ids", "token_ids")
+        }
+        one.update(position_ids=batch.position_ids[:, i : i + 1, valid], token_ids=batch.token_ids)
         with torch.no_grad():
             alone = keep_mask(**one, selector=selector)
         assert torch.equal(together[i, valid], alone[0])
@@ -100,7 +104,9 @@ def test_video_only_needs_no_selector_and_separate_audio_is_untouched() -> None:
 
 def test_audio_before_first_grid_and_groups_never_cross_videos() -> None:
     batch = build_batch([[text(2), av_clip(3, 2, 2), text(1), av_clip(3, 2, 2), text(2)]], HIDDEN)
-    layout = omnisift.build_layout(batch.input_ids, batch.position_ids[0], batch.attention_mask)
+    layout = omnisift.build_layout(
+        batch.input_ids, batch.position_ids[0], batch.attention_mask, batch.token_ids
+    )
     # 3 s at 2 fps = 3 grids per video -> groups (0,1), (2) and (3,4), (5)
     assert layout.grid_group.tolist() == [0, 0, 1, 2, 2, 3]
     assert layout.grid_video_start.tolist() == [True, False, False, True, False, False]
@@ -174,8 +180,12 @@ def test_retain_is_solved_per_sample(retain: float) -> None:
     # with the solved drops given explicitly, the same mask comes out
     for i in range(len(samples)):
         valid = batch.attention_mask[i].bool()
-        one = {k: v[i : i + 1, valid] for k, v in batch.as_kwargs().items() if k != "position_ids"}
-        one["position_ids"] = batch.position_ids[:, i : i + 1, valid]
+        one = {
+            k: v[i : i + 1, valid]
+            for k, v in batch.as_kwargs().items()
+            if k not in ("position_ids", "token_ids")
+        }
+        one.update(position_ids=batch.position_ids[:, i : i + 1, valid], token_ids=batch.token_ids)
         with torch.no_grad():
             direct = keep_mask(
                 **one,

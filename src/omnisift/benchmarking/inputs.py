@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from ..models.qwen2_5_omni.synthetic import SyntheticBatch, av_sample, build_batch
-from ..selector import VisionGuidedAudioSelector
+from ..selector import RANDOM_SELECTOR, source_selector
 
 __all__ = ["HIDDEN_7B", "DTYPES", "make_selector", "make_clip", "clip_tokens", "cast_batch"]
 
@@ -17,9 +17,7 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 def make_selector(hidden: int, dtype: torch.dtype, device: torch.device | str = "cpu") -> torch.nn.Module:
     """A random selector (seed 0, global RNG untouched): timing does not depend on trained weights."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        return VisionGuidedAudioSelector(hidden).to(device=device, dtype=dtype).eval()
+    return source_selector(RANDOM_SELECTOR, hidden_size=hidden, seed=0, device=device, dtype=dtype).eval()
 
 
 def make_clip(
@@ -37,10 +35,4 @@ def clip_tokens(seconds: float, tokens_per_grid: int) -> int:
 
 def cast_batch(batch: Any, dtype: torch.dtype) -> SyntheticBatch:
     """The same clip with its embeddings in `dtype` (ids, positions and mask shared)."""
-    return SyntheticBatch(
-        batch.input_ids,
-        batch.position_ids,
-        batch.attention_mask,
-        batch.inputs_embeds.to(dtype),
-        batch.segments,
-    )
+    return batch.with_embeds(batch.inputs_embeds.to(dtype))

@@ -14,7 +14,6 @@ import torch
 
 from ..api import select_tokens
 from ..methods import METHODS, available_methods, takes_setting
-from ..models import default_token_ids
 from .figures import plot_methods
 from .inputs import DTYPES, HIDDEN_7B, make_clip, make_selector
 from .results import machine_info, write_json
@@ -85,9 +84,7 @@ def methods_suite(
             }
         with torch.inference_mode():
             keep = select_tokens(**batch.as_kwargs(), selector=selector).keep
-            kept_video = batch.inputs_embeds[
-                keep & (batch.input_ids == default_token_ids().video)
-            ].contiguous()
+            kept_video = batch.inputs_embeds[keep & (batch.input_ids == batch.token_ids.video)].contiguous()
             fns["floor (v_proj)"] = lambda s=selector, v=kept_video: s.v_proj(v)
             timing = time_side_by_side(fns, repeats, device=torch.device(device))
         floor = timing["floor (v_proj)"]["median_s"]

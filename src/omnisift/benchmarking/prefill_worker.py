@@ -56,7 +56,7 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     import transformers
     from transformers.cache_utils import DynamicCache
 
-    from ..models import DEFAULT_ADAPTER
+    from ..models.qwen2_5_omni import Qwen25OmniAdapter
 
     torch.set_num_threads(spec["threads"])
     dtype = DTYPES[spec["dtype"]]
@@ -65,7 +65,7 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = (
-            getattr(transformers, DEFAULT_ADAPTER.thinker_class)
+            getattr(transformers, Qwen25OmniAdapter.thinker_class)
             ._from_config(config, attn_implementation="sdpa", dtype=dtype)
             .eval()
         )

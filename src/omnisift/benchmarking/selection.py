@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from ..api import keep_mask
-from ..models import default_token_ids
+from ..models.qwen2_5_omni import TOKEN_IDS
 from ..testing.reference import literal_keep_mask
 from .figures import plot_selection
 from .inputs import DTYPES, HIDDEN_7B, cast_batch, clip_tokens, make_clip, make_selector
@@ -42,7 +42,7 @@ def selection_suite(
     grid_sizes = list(tokens_per_grid or ([252] if quick else [252, 880]))
     dtypes = ["float32", "bfloat16"]
     repeats = repeats or (1 if quick else 3)
-    ids = default_token_ids()
+    ids = TOKEN_IDS  # the clips are laid out as Qwen2.5-Omni lays them (make_clip)
     start = time.perf_counter()
     rows: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []

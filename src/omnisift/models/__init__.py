@@ -6,31 +6,21 @@ from pathlib import Path
 
 from torch import nn
 
-from ..layout import TokenIds
 from .base import ModelAdapter, TinyModel, read_model_type
 from .qwen2_5_omni import Qwen25OmniAdapter
 from .qwen3_omni_moe import Qwen3OmniMoeAdapter
 
 __all__ = [
     "ADAPTERS",
-    "DEFAULT_ADAPTER",
     "ModelAdapter",
     "TinyModel",
     "adapter_for_checkpoint",
     "adapter_for_tiny",
-    "default_token_ids",
     "find_adapter",
     "tiny_names",
 ]
 
 ADAPTERS: tuple[type[ModelAdapter], ...] = (Qwen25OmniAdapter, Qwen3OmniMoeAdapter)
-DEFAULT_ADAPTER: type[ModelAdapter] = Qwen25OmniAdapter
-"""The family whose token ids and rates are assumed when a caller gives none (the paper's model)."""
-
-
-def default_token_ids() -> TokenIds:
-    """The default family's real special token ids (for synthetic inputs that name no model)."""
-    return DEFAULT_ADAPTER.token_ids_from_config(None)
 
 
 def _supported() -> str:

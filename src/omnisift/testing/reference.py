@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..layout import TokenIds
-from ..models import default_token_ids
+from ..config import DEFAULT_AUDIO_DROP, DEFAULT_VIDEO_DROP
+from ..layout import TokenIds, require_token_ids
 
 __all__ = ["literal_keep_mask"]
 
@@ -76,16 +76,16 @@ def literal_keep_mask(
     attention_mask: torch.Tensor | None = None,
     *,
     selector: torch.nn.Module,
-    video_drop: float = 0.7,
-    audio_drop: float = 0.3,
+    video_drop: float = DEFAULT_VIDEO_DROP,
+    audio_drop: float = DEFAULT_AUDIO_DROP,
     token_ids: TokenIds | None = None,
 ) -> torch.Tensor:
-    """[B, N] keep mask of the rules of docs/design.md#selection-rules, one sample, one video run and one 2-second group at a time.
+    """[B, N] keep mask of docs/design.md#selection-rules: one sample, video run and 2-second group at a time.
 
     A run is a maximal stretch of consecutive (unpadded) video and audio tokens; runs without video are
     kept whole. Audio windows end at the next group's first grid, the last one past the largest position.
     """
-    ids = token_ids or default_token_ids()
+    ids = require_token_ids(token_ids, "literal_keep_mask")
     keep = torch.ones_like(input_ids, dtype=torch.bool)
     for b in range(input_ids.shape[0]):
         tok = input_ids[b]

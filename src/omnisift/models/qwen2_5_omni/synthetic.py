@@ -8,12 +8,11 @@ below 1 fps where one grid is split across chunks.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import torch
 
 from ...layout import TokenIds
-from ...testing.batches import pad_samples
+from ...testing.batches import Segment, SyntheticBatch, pad_samples
 from .adapter import TOKEN_IDS
 
 __all__ = [
@@ -27,19 +26,6 @@ __all__ = [
     "build_batch",
     "av_sample",
 ]
-
-
-@dataclass(frozen=True)
-class Segment:
-    """One part of a prompt: text, a video with its audio track, a video alone, an audio, or an image."""
-
-    kind: str
-    length: int = 0
-    grid_t: int = 0
-    grid_h: int = 0
-    grid_w: int = 0
-    second_per_grid: float = 1.0
-    audio_len: int = 0
 
 
 def text(length: int) -> Segment:
@@ -160,25 +146,6 @@ def _sample(
     return torch.cat(tokens), torch.cat(positions, dim=1)
 
 
-@dataclass
-class SyntheticBatch:
-    """Merged inputs of a batch, left padded like a generate batch."""
-
-    input_ids: torch.Tensor
-    position_ids: torch.Tensor
-    attention_mask: torch.Tensor
-    inputs_embeds: torch.Tensor
-    segments: list[list[Segment]] = field(default_factory=list)
-
-    def as_kwargs(self) -> dict[str, torch.Tensor]:
-        return {
-            "inputs_embeds": self.inputs_embeds,
-            "input_ids": self.input_ids,
-            "position_ids": self.position_ids,
-            "attention_mask": self.attention_mask,
-        }
-
-
 def build_batch(
     samples: list[list[Segment]],
     hidden_size: int = 64,
@@ -203,7 +170,12 @@ def build_batch(
     generator = torch.Generator().manual_seed(seed)
     embeds = torch.randn(batch, input_ids.shape[1], hidden_size, generator=generator).to(dtype)
     return SyntheticBatch(
-        input_ids.to(device), position_ids.to(device), attention_mask.to(device), embeds.to(device), samples
+        input_ids.to(device),
+        position_ids.to(device),
+        attention_mask.to(device),
+        embeds.to(device),
+        token_ids=ids,
+        segments=samples,
     )
 
 

@@ -10,35 +10,16 @@ Also returns what `get_rope_index` needs to recompute the ids (grids, seconds pe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from ...layout import TokenIds
-from ...testing.batches import pad_samples
+from ...testing.batches import Segment, SyntheticBatch, pad_samples
 from .adapter import TOKEN_IDS, audio_token_count
 
 __all__ = ["Segment", "text", "av_clip", "video", "audio", "image", "SyntheticBatch", "build_batch"]
 
 POSITION_ID_PER_SECONDS = 13
 MERGE = 2
-
-
-@dataclass(frozen=True)
-class Segment:
-    """One part of a prompt: text, a video with its audio track ("av"), a video alone, an audio, an image."""
-
-    kind: str
-    length: int = 0
-    grid_t: int = 0
-    grid_h: int = 0
-    grid_w: int = 0
-    second_per_grid: float = 1.0
-    mel_frames: int = 0
-
-    @property
-    def audio_len(self) -> int:
-        return int(audio_token_count(torch.tensor(self.mel_frames))) if self.mel_frames else 0
 
 
 def text(length: int) -> Segment:
@@ -55,7 +36,8 @@ def av_clip(seconds: float, grid_h: int = 2, grid_w: int = 2, fps: float = 2.0) 
         grid_h=grid_h,
         grid_w=grid_w,
         second_per_grid=2.0 / fps,
-        mel_frames=max(1, int(round(seconds * 100))),
+        mel_frames=_mel(seconds),
+        audio_len=_audio_tokens(_mel(seconds)),
     )
 
 
@@ -67,7 +49,20 @@ def video(seconds: float, grid_h: int = 2, grid_w: int = 2, fps: float = 2.0) ->
 
 def audio(seconds: float) -> Segment:
     """A separate audio input (not part of a video)."""
-    return Segment("audio", mel_frames=max(1, int(round(seconds * 100))))
+    return Segment("audio", mel_frames=_mel(seconds), audio_len=_audio_tokens(_mel(seconds)))
+
+
+def _mel(seconds: float) -> int:
+    return max(1, int(round(seconds * 100)))
+
+
+def _audio_tokens(mel_frames: int) -> int:
+    return int(audio_token_count(torch.tensor(mel_frames))) if mel_frames else 0
+
+
+def _audio_len(seg: Segment) -> int:
+    """Audio tokens of a segment: given, or from its mel frames."""
+    return seg.audio_len or _audio_tokens(seg.mel_frames)
 
 
 def image(grid_h: int = 2, grid_w: int = 2) -> Segment:
@@ -106,7 +101,7 @@ def _sample(segments: list[Segment], ids: TokenIds, text_id: int) -> tuple[torch
             emit_run([text_id] * seg.length)
         elif seg.kind == "audio":
             emit_run([ids.audio_bos])
-            emit_run([ids.audio] * seg.audio_len)
+            emit_run([ids.audio] * _audio_len(seg))
             emit_run([ids.audio_eos])
         elif seg.kind in ("image", "video"):
             emit_run([ids.vision_bos])
@@ -116,7 +111,7 @@ def _sample(segments: list[Segment], ids: TokenIds, text_id: int) -> tuple[torch
             emit_run([ids.vision_bos, ids.audio_bos])
             s = start()
             vis = _vision(seg, s)
-            aud = torch.arange(seg.audio_len).float().expand(3, -1) + s
+            aud = torch.arange(_audio_len(seg)).float().expand(3, -1) + s
             i = j = 0
             while i < vis.shape[1] and j < aud.shape[1]:
                 if vis[0, i] <= aud[0, j]:
@@ -133,31 +128,6 @@ def _sample(segments: list[Segment], ids: TokenIds, text_id: int) -> tuple[torch
         else:
             raise ValueError(f"unknown segment kind {seg.kind!r}")
     return torch.cat(tokens), torch.cat(pieces, dim=1)
-
-
-@dataclass
-class SyntheticBatch:
-    """Merged inputs of a padded batch and the media facts `get_rope_index` needs."""
-
-    input_ids: torch.Tensor
-    position_ids: torch.Tensor
-    """[3, B, N] float32; padding gets 0 as in `get_rope_index`."""
-    attention_mask: torch.Tensor
-    inputs_embeds: torch.Tensor
-    video_grid_thw: torch.Tensor | None
-    image_grid_thw: torch.Tensor | None
-    video_second_per_grid: torch.Tensor | None
-    audio_seqlens: torch.Tensor | None
-    """Mel frames of every audio (in order), what `get_rope_index` turns into token counts."""
-
-    def rope_kwargs(self) -> dict[str, torch.Tensor | None]:
-        return {
-            "image_grid_thw": self.image_grid_thw,
-            "video_grid_thw": self.video_grid_thw,
-            "attention_mask": self.attention_mask,
-            "audio_seqlens": self.audio_seqlens,
-            "second_per_grids": self.video_second_per_grid,
-        }
 
 
 def build_batch(
@@ -188,6 +158,8 @@ def build_batch(
 
     generator = torch.Generator().manual_seed(seed)
     return SyntheticBatch(
+        token_ids=ids,
+        segments=samples,
         input_ids=input_ids,
         position_ids=position_ids,
         attention_mask=attention_mask,
