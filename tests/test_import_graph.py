@@ -21,6 +21,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "ops",
             "measure",
             "media",
+            "media_check",
             "testing",
             "testing.clips",
             "testing.hooks",

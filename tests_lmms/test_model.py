@@ -10,7 +10,7 @@ import pytest
 from lmms_eval.api.instance import GenerationResult, Instance
 
 from omnisift.lmms_eval import TASKS_DIR, stats
-from omnisift.lmms_eval.model import OmniSIFT
+from omnisift.lmms_eval.model import LmmsEvalModel
 
 TASK = "omnisift_dailyomni"
 
@@ -39,18 +39,18 @@ def _requests(docs: list[dict], gen_kwargs: dict) -> list[Instance]:
     ]
 
 
-def _model(docs: list[dict], **model_args) -> OmniSIFT:
-    model = OmniSIFT(pretrained="tiny", **model_args)
+def _model(docs: list[dict], **model_args) -> LmmsEvalModel:
+    model = LmmsEvalModel(pretrained="tiny", **model_args)
     model.task_dict[TASK] = {"test": docs}  # what lmms-eval's evaluator sets
     return model
 
 
 @pytest.fixture(scope="module")
-def model(docs) -> OmniSIFT:
+def model(docs) -> LmmsEvalModel:
     return _model(docs, method="omnisift", retain=0.25, batch_size="2")
 
 
-def test_batches_answer_as_single_requests_do(model: OmniSIFT, docs: list[dict]) -> None:
+def test_batches_answer_as_single_requests_do(model: LmmsEvalModel, docs: list[dict]) -> None:
     gen = {"max_new_tokens": 2, "until": []}
     stats.clear()
     batched = model.generate_until(_requests(docs, gen))
@@ -70,7 +70,9 @@ def test_batches_answer_as_single_requests_do(model: OmniSIFT, docs: list[dict])
     ]
 
 
-def test_the_task_answer_length_applies_unless_model_args_name_one(docs: list[dict], model: OmniSIFT) -> None:
+def test_the_task_answer_length_applies_unless_model_args_name_one(
+    docs: list[dict], model: LmmsEvalModel
+) -> None:
     one = model.generate_until(_requests(docs[:1], {"max_new_tokens": 3}))
     assert one[0].token_counts.output_tokens == 3
     capped = _model(docs, method="none", max_new_tokens=1)
@@ -80,7 +82,7 @@ def test_the_task_answer_length_applies_unless_model_args_name_one(docs: list[di
     assert stats.get(docs[0]["question_id"]).kept_fraction == 1.0  # full tokens
 
 
-def test_an_unreadable_video_is_one_empty_answer(model: OmniSIFT, docs: list[dict], tmp_path) -> None:
+def test_an_unreadable_video_is_one_empty_answer(model: LmmsEvalModel, docs: list[dict], tmp_path) -> None:
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video")
     bad = dict(docs[1], media=str(broken))
@@ -93,7 +95,7 @@ def test_an_unreadable_video_is_one_empty_answer(model: OmniSIFT, docs: list[dic
     assert stats.get(docs[0]["question_id"]).error is None
 
 
-def test_images_are_refused_with_the_reason(model: OmniSIFT, docs: list[dict]) -> None:
+def test_images_are_refused_with_the_reason(model: LmmsEvalModel, docs: list[dict]) -> None:
     request = Instance(
         request_type="generate_until",
         arguments=("q", {}, lambda d: [object()], 0, TASK, "test"),
@@ -106,11 +108,11 @@ def test_images_are_refused_with_the_reason(model: OmniSIFT, docs: list[dict]) -
 
 def test_unknown_method_is_refused_before_loading(docs: list[dict]) -> None:
     with pytest.raises(ValueError, match="nosuch"):
-        OmniSIFT(pretrained="tiny", method="nosuch")
+        LmmsEvalModel(pretrained="tiny", method="nosuch")
 
 
 def test_qwen3_omni_fixture_runs_compressed(docs: list[dict]) -> None:
-    qwen3 = OmniSIFT(pretrained="tiny-qwen3-omni", method="omnisift", retain=0.25, batch_size="2")
+    qwen3 = LmmsEvalModel(pretrained="tiny-qwen3-omni", method="omnisift", retain=0.25, batch_size="2")
     qwen3.task_dict[TASK] = {"test": docs}
     stats.clear()
     results = qwen3.generate_until(_requests(docs, {"max_new_tokens": 2, "until": []}))

@@ -21,9 +21,9 @@ def _utils():
 def test_entry_point_registers_the_model() -> None:
     from lmms_eval.models import get_model
 
-    from omnisift.lmms_eval.model import OmniSIFT
+    from omnisift.lmms_eval.model import LmmsEvalModel
 
-    assert get_model("omnisift") is OmniSIFT
+    assert get_model("omnisift") is LmmsEvalModel
 
 
 def test_task_folder_is_printed_and_holds_the_three_tasks() -> None:

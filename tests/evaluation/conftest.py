@@ -33,12 +33,12 @@ def question_files(tmp_path_factory, media_root) -> dict[str, Path]:
 
 @pytest.fixture
 def scripted():
-    """A LoadedModel with the scripted thinker and the tiny processor."""
-    from omnisift.evaluation.loading import LoadedModel
+    """A CompressedModel with the scripted thinker and the tiny processor."""
+    from omnisift.evaluation.loading import CompressedModel
     from omnisift.models.qwen2_5_omni.fixtures import TINY_MAX_PIXELS, TINY_MIN_PIXELS, tiny_processor
 
     processor = tiny_processor()
-    return LoadedModel(
+    return CompressedModel(
         thinker=ScriptedThinker(processor.tokenizer),
         processor=processor,
         handle=None,

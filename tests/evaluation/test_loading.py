@@ -5,7 +5,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from omnisift import CompressionConfig
-from omnisift.evaluation.loading import load_model
+from omnisift.evaluation.loading import load_compressed
 from omnisift.evaluation.results import read_rows
 from omnisift.evaluation.runner import EvalConfig, run_eval
 from omnisift.inputs import Protocol
@@ -31,7 +31,7 @@ def omnisift_folder(tmp_path_factory):
 
 
 def test_load_checkpoint_folder(omnisift_folder):
-    loaded = load_model(str(omnisift_folder), None)
+    loaded = load_compressed(str(omnisift_folder), None)
     assert type(loaded.thinker).__name__ == "Qwen2_5OmniThinkerForConditionalGeneration"
     assert loaded.handle is None and not loaded.random_weights
     assert loaded.processor.video_token_id == 151656
@@ -59,7 +59,7 @@ def test_released_folder_runs_with_its_own_selector(omnisift_folder, question_fi
 
 def test_missing_model_folder_says_what_to_pass(tmp_path):
     with pytest.raises(FileNotFoundError, match="tiny"):
-        load_model(str(tmp_path / "nope"), None)
+        load_compressed(str(tmp_path / "nope"), None)
 
 
 @pytest.mark.parametrize("method", ["omnisift-no-spatial", "omnisift-no-temporal", "omnisift-audio-only"])
@@ -67,7 +67,7 @@ def test_ablations_use_the_released_folder_selector(omnisift_folder, method):
     from omnisift import CompressionConfig
 
     saved = load_file(omnisift_folder / "model.safetensors")["thinker.compressor.v_proj.weight"]
-    loaded = load_model(str(omnisift_folder), CompressionConfig(method=method, retain=0.25))
+    loaded = load_compressed(str(omnisift_folder), CompressionConfig(method=method, retain=0.25))
     try:
         assert loaded.handle.method.name == method
         assert torch.equal(loaded.handle.selector.v_proj.weight, saved)

@@ -54,7 +54,7 @@ def test_second_configuration_refused_even_before_the_first_wrote_a_row(
     def slow_load(*args, **kwargs):
         raise RuntimeError("still loading")  # stands in for a run that is loading (or was killed loading)
 
-    monkeypatch.setattr(runner, "load_model", slow_load)
+    monkeypatch.setattr(runner, "load_compressed", slow_load)
     with pytest.raises(RuntimeError, match="still loading"):
         run_eval(_config(question_files["worldsense"], media_root, tmp_path, method="omnisift", retain=0.5))
     with pytest.raises(RunMetaMismatch, match=r"another configuration.*retain: 0\.5 -> 0\.25"):

@@ -3,7 +3,7 @@ import json
 import pytest
 from evaluation_helpers import with_compression
 
-from omnisift.evaluation.loading import load_model
+from omnisift.evaluation.loading import load_compressed
 from omnisift.evaluation.report import collect_runs
 from omnisift.evaluation.results import RunMetaMismatch, merge_rows, read_rows
 from omnisift.evaluation.runner import EvalConfig, run_eval
@@ -15,7 +15,7 @@ FAST = Protocol(max_new_tokens=3)
 
 @pytest.fixture(scope="module")
 def tiny():
-    return load_model("tiny", None)
+    return load_compressed("tiny", None)
 
 
 def _config(name, question_files, media_root, out, **kw):

@@ -1,5 +1,8 @@
 """`omnisift bench`: selection overhead and scaling, prefill speed and memory, every method's selection time.
 
+Here "bench" means speed and memory; the question sets a model is scored on are "benchmarks" in
+`omnisift.evaluation.benchmarks` (docs/design.md#terms).
+
 Three suites, each writing JSON results and matplotlib PNG figures into ``--out`` (every figure shows
 quantities measured side by side in the same run, since timings on a shared CPU drift between runs):
 

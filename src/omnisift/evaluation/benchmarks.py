@@ -1,5 +1,8 @@
 """Question-file loaders for the five audio-video benchmarks (docs/design.md#evaluation-protocol).
 
+A "benchmark" here is a question set a model is scored on; speed measurements are `omnisift bench`
+(`omnisift.benchmarking`, docs/design.md#terms).
+
 Each benchmark ships its questions in a different JSONL layout; this module turns all five into one
 `Question` record so the runner, the scorer and the report never look at raw fields.
 """
@@ -14,6 +17,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ..media_check import MissingMediaError, describe_missing, missing_media
 
 __all__ = [
     "BENCHMARKS",
@@ -64,10 +69,6 @@ class Question:
     @property
     def open_ended(self) -> bool:
         return not self.options
-
-
-class MissingMediaError(FileNotFoundError):
-    """Raised before a run starts when question media are not under the media root."""
 
 
 def canonical_name(name: str) -> str:
@@ -283,24 +284,17 @@ def check_media(questions: list[Question], skip_missing: bool = False, examples:
 
     Several questions often share one video, so each distinct path is checked once.
     """
-    exists: dict[Path, bool] = {}
-    for question in questions:
-        if question.media not in exists:
-            exists[question.media] = question.media.is_file()
-    missing = [q for q in questions if not exists[q.media]]
+    paths = [q.media for q in questions]
+    missing = missing_media(paths)
     if not missing:
         return questions
-    videos = sorted({str(q.media) for q in missing})
-    message = (
-        f"{len(missing)} of {len(questions)} questions ({len(videos)} videos) have no media file, "
-        f"e.g. {', '.join(videos[:examples])}"
-    )
+    message = describe_missing(paths, missing, "questions", examples)
     if not skip_missing:
         raise MissingMediaError(
             f"{message}. Check --media-root (paths are relative to it) or pass --skip-missing."
         )
     logger.warning("%s; skipping them (--skip-missing)", message)
-    return [q for q in questions if exists[q.media]]
+    return [q for q in questions if q.media not in missing]
 
 
 def find_questions_file(name: str, media_root: str | Path | None = None) -> Path:

@@ -1,5 +1,5 @@
-"""Load the model, processor and compression of an evaluation run through the one loader
-(`omnisift.loading.load_model`).
+"""The model of an evaluation run: loaded by the one loader (`omnisift.loading.load_model`), then
+compressed (`attach`); `load_compressed` does both.
 
 A selector-based method (omnisift and its ablations) without a selector of its own takes the one in
 the checkpoint folder (`thinker.compressor.*` keys of a released OmniSIFT folder); on a fixture model
@@ -17,16 +17,15 @@ from torch import nn
 
 from ..attach import CompressionHandle, attach
 from ..config import CompressionConfig
-from ..loading import is_tiny, pick_device
-from ..loading import load_model as load_any
+from ..loading import is_tiny, load_model, pick_device
 
-__all__ = ["LoadedModel", "is_tiny", "load_model"]
+__all__ = ["CompressedModel", "is_tiny", "load_compressed"]
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
-class LoadedModel:
+class CompressedModel:
     """What the runner needs: the module to `generate` with, its processor, the compression handle."""
 
     thinker: nn.Module
@@ -56,17 +55,17 @@ def _with_selector(
     return compression.with_method(selector=selector)
 
 
-def load_model(
+def load_compressed(
     model: str,
     compression: CompressionConfig | None,
     device: str | None = None,
     dtype: str | None = None,
     processor_path: str | None = None,
     attn_implementation: str = "sdpa",
-) -> LoadedModel:
+) -> CompressedModel:
     """Load `model` (a fixture name or a checkpoint folder) and attach `compression` (None = full tokens)."""
     target = pick_device(device)
-    loaded = load_any(
+    loaded = load_model(
         model, dtype=dtype, device=target, attn_implementation=attn_implementation, processor=processor_path
     )
     handle = None
@@ -74,7 +73,7 @@ def load_model(
         if loaded.random_weights or loaded.selector_source is not None:
             compression = _with_selector(compression, loaded.selector_source, loaded.thinker, seed=0)
         handle = attach(loaded.model, compression)
-    return LoadedModel(
+    return CompressedModel(
         thinker=loaded.thinker,
         processor=loaded.processor,
         handle=handle,

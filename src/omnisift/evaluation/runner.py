@@ -40,7 +40,7 @@ from ..methods import method_settings
 from ..protocols import protocol_label
 from .benchmarks import Question, canonical_name, check_media, load_benchmark
 from .choices import extract_choice
-from .loading import LoadedModel, is_tiny, load_model
+from .loading import CompressedModel, is_tiny, load_compressed
 from .results import ResultWriter, finished_ids, merge_rows, read_rows, shard_path
 from .run_identity import claim_run, describe, file_sha256
 
@@ -294,7 +294,7 @@ def _worker_started() -> bool:
 
 
 def _prefetch(
-    questions: list[Question], loaded: LoadedModel, protocol: Protocol, workers: int
+    questions: list[Question], loaded: CompressedModel, protocol: Protocol, workers: int
 ) -> Iterator[_Prepared]:
     """Prepared questions in order. With `workers` > 0, worker processes decode and encode the next
     videos while the model runs (processes, not threads: decoding and the processor's numpy work would
@@ -351,7 +351,7 @@ def _to_device(batch: dict[str, Any], device: torch.device, dtype: torch.dtype) 
     return moved
 
 
-def _generate(loaded: LoadedModel, items: list[_Prepared], protocol: Protocol) -> dict[str, Any]:
+def _generate(loaded: CompressedModel, items: list[_Prepared], protocol: Protocol) -> dict[str, Any]:
     """Run one batch; returns texts, per-sample token stats, new-token counts and timings."""
     processor = loaded.processor
     batch = collate([p.inputs for p in items], pad_id=processor.tokenizer.pad_token_id)
@@ -425,7 +425,9 @@ def _generate(loaded: LoadedModel, items: list[_Prepared], protocol: Protocol) -
     }
 
 
-def generate_batch(loaded: LoadedModel, inputs: list[dict[str, Any]], protocol: Protocol) -> dict[str, Any]:
+def generate_batch(
+    loaded: CompressedModel, inputs: list[dict[str, Any]], protocol: Protocol
+) -> dict[str, Any]:
     """Generate for encoded samples (`omnisift.inputs.encode` outputs that agree on audio use) exactly as a run
     does: texts, per-sample token counts before/after compression, new-token counts and timings.
     For other harnesses (`omnisift.lmms_eval`), so their answers are the ones `omnisift eval` gives."""
@@ -542,7 +544,7 @@ class _Tally:
         return out
 
 
-def run_eval(config: EvalConfig, loaded: LoadedModel | None = None) -> RunOutcome:
+def run_eval(config: EvalConfig, loaded: CompressedModel | None = None) -> RunOutcome:
     """Evaluate one benchmark shard; resumes from rows already on disk. `loaded` reuses a model."""
     benchmark = canonical_name(config.benchmark)
     rank, world = resolve_shard(config.shard, config.num_shards)
@@ -582,7 +584,7 @@ def run_eval(config: EvalConfig, loaded: LoadedModel | None = None) -> RunOutcom
 
     own = loaded is None
     if own:
-        loaded = load_model(config.model, compression, config.device, config.dtype, config.processor)
+        loaded = load_compressed(config.model, compression, config.device, config.dtype, config.processor)
     try:
         _evaluate(config, loaded, protocol, todo, previous, outcome, rank, world)
     finally:
@@ -602,7 +604,7 @@ def run_eval(config: EvalConfig, loaded: LoadedModel | None = None) -> RunOutcom
 
 def _evaluate(
     config: EvalConfig,
-    loaded: LoadedModel,
+    loaded: CompressedModel,
     protocol: Protocol,
     todo: list[Question],
     previous: list[dict[str, Any]],

@@ -25,21 +25,21 @@ from lmms_eval.api.instance import GenerationResult, Instance, TokenCounts
 from lmms_eval.api.model import lmms
 from lmms_eval.models.model_utils.gen_metrics import log_metrics
 
-from omnisift.evaluation.loading import load_model
+from omnisift.evaluation.loading import load_compressed
 from omnisift.evaluation.runner import generate_batch
 from omnisift.inputs import DEFAULT_PRESET, Protocol, effective_protocol, encode, load_video
 from omnisift.lmms_eval import stats
 from omnisift.lmms_eval.settings import ModelSettings, identity, parse_model_args, protocol_for
 from omnisift.media import Media, MediaError
 
-__all__ = ["OmniSIFT"]
+__all__ = ["LmmsEvalModel"]
 
 logger = logging.getLogger(__name__)
 
 _VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v")
 
 
-class OmniSIFT(lmms):
+class LmmsEvalModel(lmms):
     """lmms-eval model: `--model omnisift --model_args pretrained=PATH|tiny,method=...,retain=...`."""
 
     is_simple = True
@@ -57,7 +57,7 @@ class OmniSIFT(lmms):
             self._world_size = self.accelerator.num_processes
             if device is None and torch.cuda.is_available():
                 device = f"cuda:{self.accelerator.local_process_index}"
-        self.loaded = load_model(
+        self.loaded = load_compressed(
             self.settings.pretrained,
             compression,
             device,

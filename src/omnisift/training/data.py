@@ -26,6 +26,7 @@ from torch.utils.data import Dataset, Sampler
 
 from ..inputs import Protocol, collate, encode, load_video
 from ..media import MediaError, configure_worker_threads
+from ..media_check import MissingMediaError, describe_missing, missing_media
 
 __all__ = [
     "IGNORE_INDEX",
@@ -50,10 +51,6 @@ _PLACEHOLDER = re.compile(r"<(?:image|video|audio)>\s*\n?")
 
 class DataError(ValueError):
     """A training row that cannot be used (the message names the file and line)."""
-
-
-class MissingMediaError(FileNotFoundError):
-    """Some rows point at videos that are not under the media root."""
 
 
 @dataclass(frozen=True)
@@ -128,16 +125,12 @@ def load_examples(path: str | Path, media_root: str | Path | None = None) -> lis
 
 def check_media(examples: Sequence[Example], show: int = 5) -> None:
     """Fail before training starts when some videos are missing (each path checked once)."""
-    exists: dict[Path, bool] = {}
-    for example in examples:
-        if example.media not in exists:
-            exists[example.media] = example.media.is_file()
-    missing = sorted(str(p) for p, ok in exists.items() if not ok)
+    paths = [e.media for e in examples]
+    missing = missing_media(paths)
     if missing:
-        rows = sum(1 for e in examples if not exists[e.media])
         raise MissingMediaError(
-            f"{rows} of {len(examples)} training rows ({len(missing)} videos) have no media file, e.g. "
-            f"{', '.join(missing[:show])}. Check --media-root (paths in the data are relative to it)."
+            f"{describe_missing(paths, missing, 'training rows', show)}. Check --media-root (paths in the "
+            "data are relative to it)."
         )
 
 
