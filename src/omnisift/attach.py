@@ -40,7 +40,7 @@ from .inner import InnerLLMMethod, InnerRuntime, PrefillStart, input_accounting,
 from .methods import SelectionMethod
 from .models import ModelAdapter, find_adapter
 
-__all__ = ["CompressionHandle", "CallStats", "attach", "load_pretrained"]
+__all__ = ["CompressionHandle", "CallStats", "attach", "check_transformers_for_hooks", "load_pretrained"]
 
 logger = logging.getLogger(__name__)
 
@@ -424,6 +424,29 @@ def _will_cache(module: nn.Module, kwargs: dict) -> bool:
     return bool(use_cache) and not torch.jit.is_tracing()
 
 
+HOOKS_TRANSFORMERS = ((5, 23), (5, 24))
+"""The transformers releases the hooks are written for, [first, last): they rely on 5.23's language-model
+call, generate's position and mask bookkeeping and the cache API. The rest of omnisift (layout, budget,
+methods, selector, vLLM) runs on older releases too, e.g. vLLM 0.32's transformers <5.20."""
+
+
+def check_transformers_for_hooks(version: str | None = None) -> None:
+    """Raise a RuntimeError saying what to install when transformers is not a release the hooks support."""
+    if version is None:
+        import transformers
+
+        version = transformers.__version__
+    numbers = tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
+    (low, high) = HOOKS_TRANSFORMERS
+    if not low <= numbers < high:
+        wanted = f"transformers>={low[0]}.{low[1]},<{high[0]}.{high[1]}"
+        raise RuntimeError(
+            f"omnisift.attach hooks into transformers internals that it is written and tested for in "
+            f"{wanted}, but transformers {version} is installed: pip install '{wanted}' (in an environment of its "
+            "own if vLLM is installed: vLLM 0.32 needs transformers <5.20 and serves through omnisift.vllm)."
+        )
+
+
 def attach(model: nn.Module, config: CompressionConfig | None = None) -> CompressionHandle:
     """Compress the audio/video tokens of every prefill of `model` until `handle.remove()`.
 
@@ -431,6 +454,7 @@ def attach(model: nn.Module, config: CompressionConfig | None = None) -> Compres
     or its `.thinker`. Returns the handle (also a context manager). Generate text with
     `model.thinker.generate(...)`.
     """
+    check_transformers_for_hooks()
     config = config or CompressionConfig()
     config.check()
     adapter = find_adapter(model)
