@@ -167,7 +167,7 @@ def decode_row(path: Path, kind: str, length: float, repeats: int) -> dict:
 
 
 def eval_row(folder: Path, questions: int, workers: int, max_new_tokens: int) -> dict:
-    from omnisift.evaluation.loading import load_model
+    from omnisift.evaluation.loading import load_compressed
     from omnisift.evaluation.results import read_rows
     from omnisift.evaluation.runner import EvalConfig, run_eval
     from omnisift.inputs import Protocol
@@ -180,7 +180,7 @@ def eval_row(folder: Path, questions: int, workers: int, max_new_tokens: int) ->
         rows.append({"video_path": path.name, "answer": "A", "prompt": "A. x\nB. y\nThe best answer is:"})
     qfile = folder / "questions.jsonl"
     qfile.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    loaded = load_model("tiny", None)
+    loaded = load_compressed("tiny", None)
 
     def run(prefetch_workers: int) -> tuple[float, float, int]:
         config = EvalConfig(
