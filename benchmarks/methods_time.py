@@ -21,7 +21,7 @@ from dataclasses import fields
 import torch
 
 from omnisift import VisionGuidedAudioSelector, select_tokens
-from omnisift.methods import METHODS, available_methods, takes_setting
+from omnisift.methods import METHODS, available_methods, shortcuts_for
 from omnisift.methods.omnizip import received_attention
 from omnisift.models.qwen2_5_omni import TOKEN_IDS
 from omnisift.models.qwen2_5_omni.synthetic import av_sample, build_batch
@@ -65,7 +65,7 @@ def main() -> None:
                 return select_tokens(
                     **batch.as_kwargs(),
                     method=name,
-                    **_selector_of(name, selector),
+                    **shortcuts_for(name, selector=selector),
                     video_drop=args.video_drop,
                     audio_drop=args.audio_drop,
                     **extra,
@@ -126,8 +126,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-
-
-def _selector_of(method: str, selector: object) -> dict[str, object]:
-    """The selector argument for methods that take one (others refuse it)."""
-    return {"selector": selector} if takes_setting(method, "selector") else {}

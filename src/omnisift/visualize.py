@@ -15,7 +15,7 @@ from .config import CompressionConfig
 from .inputs import Protocol, effective_protocol, load_video
 from .keepmap import keep_map
 from .loading import LoadedModel, load_model
-from .methods import takes_setting
+from .methods import shortcuts_for
 from .picture import Picture, draw
 
 __all__ = ["show", "DEFAULT_RETAIN"]
@@ -91,7 +91,7 @@ def show(
             method=name,
             retain=retain,
             audio_drop=audio_drop,
-            selector=chosen_selector if takes_setting(name, "selector") else None,
+            **shortcuts_for(name, selector=chosen_selector),
             method_params=dict(method_params or {}),
         )
         maps.append(keep_map(thinker, loaded.processor, media, config, protocol, prompt=prompt))

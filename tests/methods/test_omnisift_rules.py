@@ -65,6 +65,15 @@ def test_parity_with_literal_reference(case: int) -> None:
     assert torch.equal(got, want), f"case {case}: {(got != want).nonzero().tolist()[:10]}"
 
 
+def _sample_alone(batch, i: int) -> dict:
+    """keep_mask arguments of sample `i` alone, padding removed."""
+    valid = batch.attention_mask[i].bool()
+    one = {
+        k: v[i : i + 1, valid] for k, v in batch.as_kwargs().items() if k not in ("position_ids", "token_ids")
+    }
+    return {**one, "position_ids": batch.position_ids[:, i : i + 1, valid], "token_ids": batch.token_ids}
+
+
 def test_batch_equals_each_sample_alone() -> None:
     samples = [[text(3), av_clip(9, 2, 3), text(2)], [text(5), av_clip(4, 2, 2)], [text(4)], [video(6, 2, 2)]]
     selector = _selector()
@@ -73,12 +82,7 @@ def test_batch_equals_each_sample_alone() -> None:
         together = keep_mask(**batch.as_kwargs(), selector=selector)
     for i, _sample in enumerate(samples):
         valid = batch.attention_mask[i].bool()
-        one = {
-            k: v[i : i + 1, valid]
-            for k, v in batch.as_kwargs().items()
-            if k not in ("position_ids", "token_ids")
-        }
-        one.update(position_ids=batch.position_ids[:, i : i + 1, valid], token_ids=batch.token_ids)
+        one = _sample_alone(batch, i)
         with torch.no_grad():
             alone = keep_mask(**one, selector=selector)
         assert torch.equal(together[i, valid], alone[0])
@@ -180,12 +184,7 @@ def test_retain_is_solved_per_sample(retain: float) -> None:
     # with the solved drops given explicitly, the same mask comes out
     for i in range(len(samples)):
         valid = batch.attention_mask[i].bool()
-        one = {
-            k: v[i : i + 1, valid]
-            for k, v in batch.as_kwargs().items()
-            if k not in ("position_ids", "token_ids")
-        }
-        one.update(position_ids=batch.position_ids[:, i : i + 1, valid], token_ids=batch.token_ids)
+        one = _sample_alone(batch, i)
         with torch.no_grad():
             direct = keep_mask(
                 **one,

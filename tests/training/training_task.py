@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from omnisift import compress_inputs, select_tokens
-from omnisift.methods import takes_setting
+from omnisift.methods import shortcuts_for
 from omnisift.models.qwen2_5_omni import TOKEN_IDS
 from omnisift.models.qwen2_5_omni.synthetic import av_clip, build_batch, text
 
@@ -97,9 +97,7 @@ def make_batch(batch_size: int, generator: torch.Generator) -> TaskBatch:
 
 def select(batch: TaskBatch, method: str, selector=None, seed: int = 0):
     k = batch.kwargs
-    shortcuts = {
-        name: value for name, value in (("selector", selector), ("seed", seed)) if takes_setting(method, name)
-    }
+    shortcuts = shortcuts_for(method, selector=selector, seed=seed)
     return select_tokens(
         k["inputs_embeds"],
         k["input_ids"],

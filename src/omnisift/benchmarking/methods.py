@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from ..api import select_tokens
-from ..methods import METHODS, available_methods, takes_setting
+from ..methods import METHODS, available_methods, shortcuts_for
 from .figures import plot_methods
 from .inputs import DTYPES, HIDDEN_7B, make_clip, make_selector
 from .results import machine_info, write_json
@@ -67,7 +67,7 @@ def methods_suite(
             )
 
             def call(name=name, extra=extra, kwargs=inputs, selector=selector):
-                return select_tokens(**kwargs, method=name, **_selector_of(name, selector), **extra)
+                return select_tokens(**kwargs, method=name, **shortcuts_for(name, selector=selector), **extra)
 
             try:
                 with torch.inference_mode():
@@ -132,8 +132,3 @@ def methods_suite(
     write_json(out / "methods.json", result)
     plot_methods(result, figures or out / "figures")
     return result
-
-
-def _selector_of(method: str, selector: object) -> dict[str, object]:
-    """The selector argument for methods that take one (others refuse it)."""
-    return {"selector": selector} if takes_setting(method, "selector") else {}

@@ -12,6 +12,7 @@ from .base import (
     parse_method_params,
     register,
     setting_fields,
+    shortcuts_for,
     takes_setting,
 )
 from .catalog import describe_methods
@@ -30,5 +31,6 @@ __all__ = [
     "parse_method_params",
     "register",
     "setting_fields",
+    "shortcuts_for",
     "takes_setting",
 ]

@@ -35,6 +35,7 @@ __all__ = [
     "parse_method_params",
     "resolve_method",
     "takes_setting",
+    "shortcuts_for",
     "SHORTCUTS",
     "METHODS",
     "RUNTIME",
@@ -189,6 +190,12 @@ def resolve_method(
 def takes_setting(method: str, setting: str) -> bool:
     """True when the registered method `method` has the setting `setting` (e.g. "seed", "selector")."""
     return method in METHODS and setting in {f.name for f in setting_fields(METHODS[method])}
+
+
+def shortcuts_for(method: str, **shortcuts: Any) -> dict[str, Any]:
+    """The given shortcuts (`selector=`, `seed=`) that `method` takes, for code that sweeps over methods:
+    `CompressionConfig(method=name, **shortcuts_for(name, selector=s, seed=3))`."""
+    return {name: value for name, value in shortcuts.items() if takes_setting(method, name)}
 
 
 def _short(value: Any) -> str:
