@@ -53,7 +53,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         ),
     ),
     ("benchmarks", ("benchmarking", "benchmarking.*")),
-    ("front ends", ("", "demo", "picture", "visualize", "cli", "__main__")),
+    ("front ends", ("", "demo", "gain", "picture", "visualize", "cli", "__main__")),
 ]
 
 
