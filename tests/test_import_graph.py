@@ -34,7 +34,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "model facts",
         ("models", "models.base", "models.*.adapter", "models.qwen2_5_omni", "models.qwen3_omni_moe"),
     ),
-    ("methods", ("methods", "methods.*")),
+    ("methods and the inner-LLM stage", ("methods", "methods.*", "inner", "inner.*")),
     ("settings", ("config",)),
     ("functional api and input road", ("api", "inputs", "protocols", "testing.reference")),
     ("model fixtures", ("models.*.fixtures", "models.*.synthetic")),
