@@ -37,7 +37,7 @@ def test_inner_methods_are_registered():
 def test_text_special_image_padding_kept_and_inputs_untouched(method, mixed):
     before = mixed.inputs_embeds.clone()
     result = run(mixed, method, retain=0.25)
-    layout = build_layout(mixed.input_ids, mixed.position_ids[0], mixed.attention_mask)
+    layout = build_layout(mixed.input_ids, mixed.position_ids[0], mixed.attention_mask, mixed.token_ids)
     assert bool(result.keep[~(layout.is_video | layout.is_audio)].all())
     assert torch.equal(mixed.inputs_embeds, before)
     if method != "seats":
@@ -48,7 +48,7 @@ def test_seats_stage_one_keeps_its_window_counts(mixed):
     """Each 2-s video group keeps round(1.4 r n) of its n tokens (r = 0.20 at R = 0.25), audio likewise
     per 50-token run of one input."""
     result = run(mixed, "seats", retain=0.25)
-    layout = build_layout(mixed.input_ids, mixed.position_ids[0], mixed.attention_mask)
+    layout = build_layout(mixed.input_ids, mixed.position_ids[0], mixed.attention_mask, mixed.token_ids)
     group = layout.grid_group[layout.video_grid]
     kept = result.keep.reshape(-1)[layout.video_flat]
     sizes = torch.bincount(group)
