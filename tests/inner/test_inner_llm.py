@@ -32,7 +32,13 @@ def _stage_one_stats(thinker, inputs):
         captured = language_model_inputs(thinker, inputs)
     finally:
         recorder.remove()
-    layout = build_layout(inputs["input_ids"], captured["position_ids"][0], inputs["attention_mask"])
+    adapter = find_adapter(thinker)
+    layout = build_layout(
+        inputs["input_ids"],
+        captured["position_ids"][0],
+        inputs["attention_mask"],
+        token_ids=adapter.token_ids,
+    )
     video, audio = recorder.take(layout)
     return video[0].tolist(), audio[0].tolist()
 
