@@ -44,3 +44,29 @@ def test_kept_count_matches_the_core_budget():
     assert kept_count(block, 0.7, 0.3, TOKEN_IDS) == expected < len(block)
     video, audio = prompt_drops([block], 0.7, 0.3, 0.25, TOKEN_IDS)
     assert kept_count(block, video, audio, TOKEN_IDS) <= int(0.25 * len(block))
+
+
+@pytest.mark.parametrize("name", ["seats", "fastv", "fastv-om"])
+def test_inner_llm_methods_are_refused_with_the_reason_on_every_road(name):
+    """engine_args, a hand-written hf_overrides (vllm serve) and a request naming the method all say why."""
+    from omnisift.vllm.settings import ServingSettings, validate_request_kwargs
+
+    reason = f"method '{name}' drops tokens inside the language model.*transformers only.*before the language model runs"
+    with pytest.raises(ValueError, match=reason):
+        engine_args(CompressionConfig(method=name))
+
+    class HfConfig:
+        omnisift = CompressionConfig(method=name).to_dict()
+
+    with pytest.raises(ValueError, match=reason):
+        ServingSettings.from_hf_config(HfConfig()).build_method()
+    with pytest.raises(ValueError, match="'omnisift_method' is not read.*" + reason):
+        validate_request_kwargs({"omnisift_method": name})
+
+
+def test_a_request_naming_a_servable_method_is_refused_without_an_inner_llm_reason():
+    from omnisift.vllm.settings import validate_request_kwargs
+
+    with pytest.raises(ValueError, match="the method and selector are the engine's") as error:
+        validate_request_kwargs({"omnisift_method": "evs"})
+    assert "inside the language model" not in str(error.value)

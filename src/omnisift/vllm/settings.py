@@ -18,6 +18,7 @@ import torch
 
 from ..budget import BudgetSettings, SettingError
 from ..config import CompressionConfig
+from ..inner.method import InnerLLMMethod
 from ..layout import TokenIds
 from ..methods import SelectionMethod, method_settings
 from ..methods.omnisift import OmniSIFT
@@ -47,13 +48,23 @@ placeholders before encoding). Others (e.g. omnizip: encoder attention, adaptive
 are refused."""
 
 
+_LAYOUT_ONLY_NAMES = "omnisift, its ablations, random, evs, vidcom2 or dycoke"
+
+
 def check_layout_only(method: SelectionMethod) -> None:
     """Raise a ValueError for a method vLLM cannot host."""
+    if isinstance(method, InnerLLMMethod):
+        raise ValueError(
+            f"method {method.name!r} drops tokens inside the language model (an inner-LLM method), which runs "
+            "in transformers only (omnisift.attach): vLLM sizes each request's placeholders, KV cache and "
+            "positions before the language model runs, so it cannot shrink a sequence between decoder layers. "
+            f"In vLLM use a layout-only method ({_LAYOUT_ONLY_NAMES}), which drops before the language model."
+        )
     if method.uses not in LAYOUT_ONLY_USES:
         raise ValueError(
             f"method {method.name!r} uses {method.uses}, which vLLM does not expose to models (and its kept "
             "counts depend on content, but vLLM sizes placeholders before encoding). In vLLM use a layout-only "
-            "method: omnisift, its ablations, random, evs, vidcom2 or dycoke."
+            f"method: {_LAYOUT_ONLY_NAMES}."
         )
 
 
@@ -146,8 +157,19 @@ def validate_request_kwargs(kwargs: Mapping[str, object]) -> None:
             raise ValueError(
                 f"request key {key!r} is not read by omnisift{suggestion}: a request may set only "
                 f"{', '.join(REQUEST_KEYS)} (use omnisift.vllm.request_kwargs); the method and selector are the "
-                "engine's (omnisift.vllm.engine_args)."
+                f"engine's (omnisift.vllm.engine_args).{_method_note(key, kwargs[key])}"
             )
+
+
+def _method_note(key: str, value: object) -> str:
+    """For a request naming a method: why that method could not be served either (inner-LLM, omnizip)."""
+    if key != "omnisift_method" or not isinstance(value, str):
+        return ""
+    try:
+        check_layout_only(CompressionConfig(method=value).method)
+    except (ValueError, TypeError) as error:
+        return f" Nor could the engine serve it: {error}"
+    return ""
 
 
 def _number(kwargs: Mapping[str, object], key: str, default: float | None) -> object:
