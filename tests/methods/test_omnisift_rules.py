@@ -241,3 +241,30 @@ def test_inference_mode_then_normal_mode() -> None:
     with torch.inference_mode():
         third = keep_mask(**batch.as_kwargs(), selector=_selector())
     assert torch.equal(first, second) and torch.equal(second, third)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_strided_stvp_reads_noncontiguous_and_offset_embeddings(dtype: torch.dtype) -> None:
+    """The periodic (as_strided) STVP path gives the gather path's scores on a slice of wider embeddings and
+    on a contiguous view that starts inside its storage, not scores of the wrong rows."""
+    from omnisift.methods.omnisift import gather_pairs, periodic_grids, stvp_pair_scores, stvp_scores
+
+    batch = build_batch([[text(3), av_clip(7, 2, 4), text(2)]], HIDDEN, seed=5)
+    layout = omnisift.build_layout(
+        batch.input_ids, batch.position_ids[0], batch.attention_mask, token_ids=batch.token_ids
+    )
+    flat = batch.inputs_embeds.reshape(-1, HIDDEN).to(dtype)
+    index, present = layout.grid_index_matrix()
+    assert periodic_grids(layout, index, present) is not None  # one clip at 2 fps: the strided path runs
+    pairs, _, pair_present, slot_of_grid = gather_pairs(layout, flat)
+    want = stvp_pair_scores(pairs, pair_present)[slot_of_grid]
+
+    noise = torch.randn(flat.shape[0] + 1, 3 * HIDDEN).to(dtype) * 5
+    wide = torch.cat([noise[:-1, :HIDDEN], flat, noise[:-1, HIDDEN:]], dim=1)
+    sliced = wide[:, HIDDEN : 2 * HIDDEN]  # rows 3 * HIDDEN apart: not contiguous
+    shifted = torch.cat([noise[:1, :HIDDEN], flat])[1:]  # contiguous, storage offset HIDDEN
+    assert not sliced.is_contiguous() and shifted.storage_offset() == HIDDEN
+    tolerance = {"atol": 1e-5, "rtol": 1e-5} if dtype == torch.float32 else {"atol": 2e-2, "rtol": 2e-2}
+    for view in (flat, sliced, shifted):
+        scores, got_present, _ = stvp_scores(layout, view)
+        torch.testing.assert_close(scores[got_present].float(), want[got_present].float(), **tolerance)

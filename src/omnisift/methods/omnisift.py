@@ -119,10 +119,15 @@ def stvp_scores_periodic(
     layout: Layout, flat_embeds: torch.Tensor, start: int, stride: int, size: int, groups: int, seconds: int
 ) -> torch.Tensor:
     """[G, P] STVP scores read through strided views (see `periodic_grids`): no gather, and in fp32 no
-    [Q, P, D] product either."""
+    [Q, P, D] product either.
+
+    The views assume [N, D] rows packed one after another, so a non-contiguous input (a slice of wider
+    embeddings, a transposed buffer) is packed first; a contiguous view may start inside its storage.
+    """
     d = flat_embeds.shape[-1]
-    flat_embeds = flat_embeds.detach()
-    first = flat_embeds.as_strided((groups, size, d), (stride * d, d, 1), start * d)
+    flat_embeds = flat_embeds.detach().contiguous()
+    origin = flat_embeds.storage_offset()  # as_strided offsets count from the storage, not the view
+    first = flat_embeds.as_strided((groups, size, d), (stride * d, d, 1), origin + start * d)
     norms1 = torch.linalg.vector_norm(first, dim=-1)
     means = first.sum(1) / size
     if flat_embeds.dtype == torch.float32:  # means @ grid^T reads the strided grid once, without a copy
@@ -136,14 +141,16 @@ def stvp_scores_periodic(
         if flat_embeds.dtype == torch.float32:
             # 2x2 Gram blocks of (first-grid row, same patch of the second grid): dot and norm in one pass.
             rows = (seconds - 1) * stride + size
-            pairs = flat_embeds.as_strided((rows, 2, d), (d, size * d, 1), start * d)
+            pairs = flat_embeds.as_strided((rows, 2, d), (d, size * d, 1), origin + start * d)
             gram = torch.bmm(pairs, pairs.transpose(1, 2))
             at = torch.arange(seconds, device=flat_embeds.device).unsqueeze(1) * stride
             gram = gram[(at + torch.arange(size, device=flat_embeds.device)).reshape(-1)]
             dots = gram[:, 0, 1].view(seconds, size)
             norms2 = gram[:, 1, 1].clamp_min(0).sqrt().view(seconds, size)
         else:
-            second = flat_embeds.as_strided((seconds, size, d), (stride * d, d, 1), (start + size) * d)
+            second = flat_embeds.as_strided(
+                (seconds, size, d), (stride * d, d, 1), origin + (start + size) * d
+            )
             norms2 = torch.linalg.vector_norm(second, dim=-1)
             dots = torch.linalg.vecdot(second, first[:seconds])
         scores[layout.group_first_grid[:seconds] + 1] = cosine_rows(dots, norms2, norms1[:seconds])
