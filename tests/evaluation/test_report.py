@@ -43,6 +43,24 @@ def test_score_rows_counts_errors_and_unparsed_as_wrong():
     assert score.retained == pytest.approx(45 / 90)  # error rows carry no tokens
 
 
+def test_report_columns_give_input_layer_averaged_and_flops_budgets():
+    from omnisift.evaluation.report import RunReport
+
+    inner = _row(0)
+    inner["tokens"] |= {"layer_avg_kept_video": 0.2, "layer_avg_kept_audio": 0.4, "prefill_flops_ratio": 0.3}
+    pre = _row(1)  # a row written before the accounting fields: its input budget holds at every layer
+    score = score_rows("videomme", [inner, pre])
+    assert score.layer_avg_kept == pytest.approx((0.2 * 10 + 0.4 * 20 + 5 + 10) / 60)
+    assert score.flops_ratio == pytest.approx(0.3)  # only the row that measured it
+    assert score.as_dict()["layer_avg_kept"] == pytest.approx(score.layer_avg_kept)
+    run = RunReport(name="r", meta={"method": "seats", "retain": 0.25}, scores={"videomme": score})
+    header, _, line = format_table([run]).splitlines()[:3]
+    cells = dict(zip((c.strip() for c in header.split("|")), (c.strip() for c in line.split("|"))))
+    assert cells["Kept %"] == "50.0"
+    assert cells["Layer-avg kept %"] == f"{100 * score.layer_avg_kept:.1f}"
+    assert cells["Prefill FLOPs %"] == "30.0"
+
+
 def test_merge_prefers_success_then_latest():
     rows = [
         {"id": "x", "status": "ok", "finished_at": 1.0, "response": "old"},

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .._extras import require
+from ..inner.accounting import layer_weighted, mean_flops_ratio
 from .benchmarks import BENCHMARKS, OPEN_ENDED
 from .judge import Judge, cached_verdicts, judge_rows, load_verdicts
 from .results import merge_rows, read_meta, read_rows
@@ -99,6 +100,16 @@ class RunReport:
         after = sum(s.tokens_after for s in self.scores.values())
         return after / before if before else None
 
+    @property
+    def layer_avg_kept(self) -> float | None:
+        """Token-weighted fraction of audio+video tokens present, averaged over the LLM's layers."""
+        return layer_weighted(row for s in self.scores.values() for row in s.accounting)
+
+    @property
+    def flops_ratio(self) -> float | None:
+        """Mean LLM prefill FLOPs relative to full tokens over the run's rows."""
+        return mean_flops_ratio(row for s in self.scores.values() for row in s.accounting)
+
 
 def collect_runs(
     root: str | Path,
@@ -170,6 +181,10 @@ def _cell(score: BenchmarkScore | None) -> str:
     return f"{score.accuracy:.1f}"
 
 
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
 def _sort_key(run: RunReport) -> tuple:
     kept = run.retained if run.retained is not None else 1.0
     return (run.model, run.method != "none", run.method, -kept, run.name)
@@ -184,7 +199,17 @@ def _markdown(header: list[str], body: list[list[str]]) -> str:
 def format_table(runs: list[RunReport]) -> str:
     """Methods x benchmarks (accuracy %, video-SALMONN-2 total error %), with the kept fraction and MC mean."""
     present = [b for b, _ in COLUMNS if any(b in run.scores for run in runs)]
-    header = ["Model", "Method", "Protocol", "Kept %", *[TITLES[b] for b in present], "MC avg", "Questions"]
+    header = [
+        "Model",
+        "Method",
+        "Protocol",
+        "Kept %",
+        "Layer-avg kept %",
+        "Prefill FLOPs %",
+        *[TITLES[b] for b in present],
+        "MC avg",
+        "Questions",
+    ]
     body = []
     for run in sorted(runs, key=_sort_key):
         accs = [run.scores[b].accuracy for b in present if b in run.scores and not run.scores[b].open_ended]
@@ -197,7 +222,9 @@ def format_table(runs: list[RunReport]) -> str:
                 model,
                 run.label,
                 run.protocol,
-                "-" if run.retained is None else f"{100 * run.retained:.1f}",
+                _percent(run.retained),
+                _percent(run.layer_avg_kept),
+                _percent(run.flops_ratio),
                 *[_cell(run.scores.get(b)) for b in present],
                 f"{sum(accs) / len(accs):.1f}" if accs else "-",
                 str(sum(s.rows for s in run.scores.values())),
@@ -206,7 +233,10 @@ def format_table(runs: list[RunReport]) -> str:
     notes = [
         "Accuracy in % over every question with a row (errors and unparsed answers count as wrong);",
         "video-SALMONN-2: miss + hallucination rate in % (lower is better), scored by an LLM judge.",
-        "Kept %: audio+video tokens kept after compression, token-weighted over the run's questions.",
+        "Kept %: audio+video tokens kept at the LLM input, token-weighted over the run's questions.",
+        "Layer-avg kept %: audio+video tokens present averaged over the LLM's layers (= Kept % for methods that",
+        "drop before the LLM only), token-weighted; Prefill FLOPs %: LLM prefill FLOPs relative to full tokens,",
+        "mean over questions (docs/design.md gives the formula).",
         "Protocol: the paper protocol preset the run used (omnisift eval --protocol), with settings changed from it.",
     ]
     if any(run.meta.get("random_weights") for run in runs):
@@ -348,6 +378,8 @@ def write_report(
             "label": run.label,
             "meta": run.meta,
             "retained": run.retained,
+            "layer_avg_kept": run.layer_avg_kept,
+            "prefill_flops_ratio": run.flops_ratio,
             "judge": run.judge,
             "scores": {b: s.as_dict() for b, s in run.scores.items()},
         }

@@ -34,6 +34,7 @@ import torch
 
 from .._extras import require
 from ..config import CompressionConfig
+from ..inner.accounting import stats_fields
 from ..inputs import Protocol, collate, count_media_tokens, effective_protocol, encode, load_video
 from ..media import Media, MediaError, configure_worker_threads
 from ..methods import method_settings
@@ -402,6 +403,7 @@ def _generate(loaded: CompressedModel, items: list[_Prepared], protocol: Protoco
                     "video_after": s.video_after,
                     "audio_before": s.audio_before,
                     "audio_after": s.audio_after,
+                    **stats_fields(s),
                     "text": counts["text"],
                 }
             )
@@ -413,6 +415,9 @@ def _generate(loaded: CompressedModel, items: list[_Prepared], protocol: Protoco
                     "video_after": v,
                     "audio_before": a,
                     "audio_after": a,
+                    "layer_avg_kept_video": 1.0,
+                    "layer_avg_kept_audio": 1.0,
+                    "prefill_flops_ratio": 1.0,
                     "text": counts["text"],
                 }
             )

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..inner.accounting import layer_weighted, mean_flops_ratio
+
 __all__ = ["BenchmarkScore", "CaptionScore", "Verdict", "score_rows"]
 
 
@@ -70,6 +72,8 @@ class BenchmarkScore:
     video_after: int = 0
     audio_before: int = 0
     audio_after: int = 0
+    accounting: list[dict[str, Any]] = field(default_factory=list)
+    """Each scored row's token counts and accounting fields (for the layer-averaged and FLOPs columns)."""
     caption: CaptionScore | None = None
 
     @property
@@ -91,6 +95,16 @@ class BenchmarkScore:
         """Fraction of audio+video tokens kept, over all scored rows (token-weighted)."""
         return self.tokens_after / self.tokens_before if self.tokens_before else None
 
+    @property
+    def layer_avg_kept(self) -> float | None:
+        """Fraction of audio+video tokens present, averaged over the LLM's layers, token-weighted over rows."""
+        return layer_weighted(self.accounting)
+
+    @property
+    def flops_ratio(self) -> float | None:
+        """Mean LLM prefill FLOPs relative to full tokens over the rows that report it."""
+        return mean_flops_ratio(self.accounting)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "benchmark": self.benchmark,
@@ -103,6 +117,8 @@ class BenchmarkScore:
             "retained": self.retained,
             "video_retained": self.video_after / self.video_before if self.video_before else None,
             "audio_retained": self.audio_after / self.audio_before if self.audio_before else None,
+            "layer_avg_kept": self.layer_avg_kept,
+            "prefill_flops_ratio": self.flops_ratio,
             "categories": {
                 axis: {
                     v: {"correct": c.correct, "total": c.total, "accuracy": c.accuracy}
@@ -143,6 +159,7 @@ def score_rows(
                 setattr(score, name, getattr(score, name) + int(tokens.get(name, 0)))
             score.tokens_before += int(tokens.get("video_before", 0)) + int(tokens.get("audio_before", 0))
             score.tokens_after += int(tokens.get("video_after", 0)) + int(tokens.get("audio_after", 0))
+            score.accounting.append(tokens)
         if open_ended:
             continue
         correct = bool(row.get("correct"))

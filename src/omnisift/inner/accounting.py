@@ -10,13 +10,22 @@ the full, unpruned length.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from ..compress import SampleStats
 
-__all__ = ["LLMDims", "layer_flops", "prefill_flops_ratio", "layer_average", "input_accounting"]
+__all__ = [
+    "LLMDims",
+    "layer_flops",
+    "prefill_flops_ratio",
+    "layer_average",
+    "input_accounting",
+    "stats_fields",
+    "layer_weighted",
+    "mean_flops_ratio",
+]
 
 
 @dataclass(frozen=True)
@@ -83,3 +92,36 @@ def input_accounting(samples: list[SampleStats], adapter: Any) -> list[SampleSta
         )
         for s in samples
     ]
+
+
+def stats_fields(sample: SampleStats) -> dict[str, float]:
+    """The accounting fields of one sample as plain floats (result rows, lmms-eval records, bench rows);
+    a sample without them (an uncompressed run) kept every token at every layer."""
+    return {
+        "layer_avg_kept_video": 1.0 if sample.layer_avg_kept_video is None else sample.layer_avg_kept_video,
+        "layer_avg_kept_audio": 1.0 if sample.layer_avg_kept_audio is None else sample.layer_avg_kept_audio,
+        "prefill_flops_ratio": 1.0 if sample.prefill_flops_ratio is None else sample.prefill_flops_ratio,
+    }
+
+
+def layer_weighted(rows: Iterable[Mapping[str, Any]]) -> float | None:
+    """Layer-averaged kept fraction of audio+video over many samples, weighted by their input media tokens
+    (as the input-token kept fraction is). A row is a mapping with `video_before`, `audio_before`,
+    `video_after`, `audio_after` and optionally `layer_avg_kept_video` / `layer_avg_kept_audio` (rows
+    written before these existed count as pre-LLM: after / before at every layer). None without media."""
+    before = kept = 0.0
+    for row in rows:
+        for modality in ("video", "audio"):
+            count = float(row.get(f"{modality}_before", 0))
+            average = row.get(f"layer_avg_kept_{modality}")
+            if average is None:
+                average = float(row.get(f"{modality}_after", 0)) / count if count else 1.0
+            before += count
+            kept += float(average) * count
+    return kept / before if before else None
+
+
+def mean_flops_ratio(rows: Iterable[Mapping[str, Any]]) -> float | None:
+    """Mean relative prefill FLOPs over the rows that carry `prefill_flops_ratio` (None when none does)."""
+    values = [float(r["prefill_flops_ratio"]) for r in rows if r.get("prefill_flops_ratio") is not None]
+    return sum(values) / len(values) if values else None

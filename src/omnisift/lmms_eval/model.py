@@ -9,7 +9,8 @@ Each request's video is decoded with `omnisift.media` (the published protocol: 2
 frames, the audio track interleaved), encoded with `omnisift.inputs`, batched and generated
 with `omnisift.evaluation.runner.generate_batch`. The kept fraction of each sample and its share of
 the selection time go to the task (`omnisift.lmms_eval.stats`), to lmms-eval's per-request token
-counts, and to lmms-eval's throughput summary (`avg_kept_fraction`, `avg_select_seconds`).
+counts, and to lmms-eval's throughput summary (`avg_kept_fraction`, `avg_prefill_flops_ratio`,
+`avg_select_seconds`); the layer-averaged kept fraction and relative prefill FLOPs go to the task too.
 """
 
 from __future__ import annotations
@@ -198,6 +199,9 @@ class LmmsEvalModel(lmms):
                 select_seconds=share,
                 tokens_before=before,
                 tokens_after=after,
+                layer_kept_tokens=tokens["layer_avg_kept_video"] * tokens["video_before"]
+                + tokens["layer_avg_kept_audio"] * tokens["audio_before"],
+                prefill_flops_ratio=tokens["prefill_flops_ratio"],
             )
             stats.put(self._question_id(requests[i]), record)
             new_tokens = result["new_tokens"][k]
@@ -209,6 +213,7 @@ class LmmsEvalModel(lmms):
                 additional_metrics={
                     "total_requests": 1,
                     "kept_fraction": record.kept_fraction,
+                    "prefill_flops_ratio": record.prefill_flops_ratio,
                     "select_seconds": share,
                 },
             )

@@ -13,7 +13,7 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["SampleRecord", "clear", "put", "get"]
+__all__ = ["SampleRecord", "clear", "put", "get", "token_weighted", "mean"]
 
 
 @dataclass(frozen=True)
@@ -27,12 +27,39 @@ class SampleRecord:
     tokens_before: int
     tokens_after: int
     error: str | None = None
+    layer_kept_tokens: float | None = None
+    """Audio+video tokens present averaged over the LLM's layers (None: as `tokens_after`, a pre-LLM run)."""
+    prefill_flops_ratio: float | None = None
+    """LLM prefill FLOPs relative to full tokens (None: not measured)."""
 
     def metrics(self) -> dict[str, Any]:
         """The per-sample metrics the tasks report (the error text stays in the model's log)."""
         values = asdict(self)
         values.pop("error")
         return values
+
+    def task_metrics(self) -> dict[str, Any]:
+        """What each task's `process_results` logs for this sample: counts for the token-weighted kept
+        fractions (at the LLM input, and averaged over its layers), the relative FLOPs and the selection time."""
+        layer = self.tokens_after if self.layer_kept_tokens is None else self.layer_kept_tokens
+        return {
+            "kept_fraction": {"before": self.tokens_before, "after": self.tokens_after},
+            "layer_avg_kept": {"before": self.tokens_before, "after": layer},
+            "prefill_flops_ratio": 1.0 if self.prefill_flops_ratio is None else self.prefill_flops_ratio,
+            "select_seconds": self.select_seconds,
+        }
+
+
+def token_weighted(items: list[dict[str, float]]) -> float:
+    """Kept fraction over all samples, weighted by tokens (as `omnisift report`'s columns): the tasks'
+    aggregation of `kept_fraction` and `layer_avg_kept`."""
+    before = sum(item["before"] for item in items)
+    return sum(item["after"] for item in items) / before if before else 1.0
+
+
+def mean(items: list[float]) -> float:
+    """Plain mean (accuracy, relative FLOPs, selection time)."""
+    return sum(items) / len(items) if items else 0.0
 
 
 _RECORDS: dict[str, SampleRecord] = {}

@@ -127,10 +127,7 @@ def _kept(doc: dict[str, Any]) -> dict[str, Any]:
     record = stats.get(doc["question_id"])
     if record is None or record.error is not None:
         return {}
-    return {
-        "kept_fraction": {"before": record.tokens_before, "after": record.tokens_after},
-        "select_seconds": record.select_seconds,
-    }
+    return record.task_metrics()
 
 
 def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, Any]:
@@ -153,14 +150,8 @@ def process_results_caption(doc: dict[str, Any], results: list[str]) -> dict[str
     return {"caption_error": caption, **_kept(doc)}
 
 
-def token_weighted(items: list[dict[str, int]]) -> float:
-    """Kept fraction over all samples, weighted by tokens (as `omnisift report`'s retained)."""
-    before = sum(item["before"] for item in items)
-    return sum(item["after"] for item in items) / before if before else 1.0
-
-
-def mean(items: list[float]) -> float:
-    return sum(items) / len(items) if items else 0.0
+token_weighted = stats.token_weighted
+mean = stats.mean
 
 
 def caption_error(items: list[dict[str, Any]]) -> float:
