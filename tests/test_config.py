@@ -69,7 +69,7 @@ def test_every_method_round_trips_through_json(name: str, tmp_path) -> None:
         assert back.to_dict() == config.to_dict()
         assert type(back.method) is type(config.method)
         assert method_settings(back.method) == method_settings(config.method)
-        assert back.budget == config.budget == BudgetSettings(0.5, 0.2, 0.4)
+        assert back.budget_settings == config.budget_settings == BudgetSettings(0.5, 0.2, 0.4)
 
 
 def test_a_module_selector_cannot_come_back_from_a_dict() -> None:
@@ -120,7 +120,7 @@ def test_a_bad_budget_reads_the_same_from_every_entry_point(setting, value, mess
 def test_defaults_are_the_papers_and_unset_flags_take_them() -> None:
     config = compression_from_args(_parse([]))
     assert (config.video_drop, config.audio_drop, config.retain) == (0.7, 0.3, None)
-    assert dataclasses.asdict(CompressionConfig().budget) == {
+    assert dataclasses.asdict(CompressionConfig().budget_settings) == {
         "video_drop": 0.7,
         "audio_drop": 0.3,
         "retain": None,

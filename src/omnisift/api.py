@@ -98,7 +98,13 @@ def select_tokens(
     )
     config.check()
     return select_with(
-        config.method, config.budget, inputs_embeds, input_ids, position_ids, attention_mask, token_ids
+        config.method,
+        config.budget_settings,
+        inputs_embeds,
+        input_ids,
+        position_ids,
+        attention_mask,
+        token_ids,
     )
 
 

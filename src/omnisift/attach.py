@@ -466,7 +466,7 @@ def attach(model: nn.Module, config: CompressionConfig | None = None) -> Compres
     method = dataclasses.replace(config.method)  # a fresh instance: its hooks belong to this attachment
     method.prepare(adapter)
     handle = CompressionHandle(
-        model=model, config=config, adapter=adapter, method=method, budget=config.budget
+        model=model, config=config, adapter=adapter, method=method, budget=config.budget_settings
     )
     if isinstance(method, InnerLLMMethod):
         handle._inner = InnerRuntime(adapter.language_model, method, adapter)

@@ -21,7 +21,21 @@ from .budget import BudgetSettings, SettingError
 from .methods import METHODS, SelectionMethod, method_settings, parse_method_params, setting_fields
 from .methods.base import resolve_method
 
+
+def _inside_llm(method: SelectionMethod) -> bool:
+    from .inner.method import InnerLLMMethod  # here: the inner package imports the methods package
+
+    return isinstance(method, InnerLLMMethod)
+
+
+def _seats_pair(retain: float) -> tuple[float, float] | None:
+    from .inner.schedule import seats_pair  # here: the inner package imports the methods package
+
+    return seats_pair(retain)
+
+
 __all__ = [
+    "BUDGET_KINDS",
     "CompressionConfig",
     "DEFAULT_AUDIO_DROP",
     "DEFAULT_METHOD",
@@ -38,6 +52,8 @@ DEFAULT_METHOD = "omnisift"
 DEFAULT_VIDEO_DROP = 0.7
 DEFAULT_AUDIO_DROP = 0.3
 DEFAULT_RETAIN: float | None = None
+BUDGET_KINDS: tuple[str | None, ...] = (None, "input", "layer-avg")
+"""How `retain` can be read: the method's own way, at the LLM input, or averaged over the LLM's layers."""
 """The paper's operating point: drop 70 % of video and 30 % of audio tokens, no retain target."""
 
 NO_COMPRESSION = ("none", "full")
@@ -67,6 +83,12 @@ class CompressionConfig:
             `thinker.compressor.*` keys (the released OmniSIFT-7B). Refused for methods without one.
         seed: shortcut for the `seed` setting of methods that draw at random (refused for the others).
         method_params: any other setting of the method by name, e.g. `{"knn": 3}` for omnizip.
+        budget: how `retain` is read. None: the method's own way (pre-LLM methods: the fraction kept at
+            the LLM input; inner-LLM methods: averaged over the LLM's layers). "layer-avg": `retain` is the
+            fraction kept averaged over the LLM's layers for every method: a pre-LLM method keeps its tokens
+            at every layer, so it keeps SEATS' layer-averaged (video, audio) pair for R in SEATS' table
+            (0.35 / 0.25 / 0.15 / 0.10) at its input, and R of the audio+video tokens for any other R.
+            "input": the input fraction (pre-LLM methods only). See docs/design.md, "Three budgets".
 
     The shortcuts are consumed into `method`; read settings from there (`config.method.selector`).
     """
@@ -78,10 +100,22 @@ class CompressionConfig:
     selector: nn.Module | str | Path | None = None
     seed: int | None = None
     method_params: dict[str, Any] = field(default_factory=dict)
+    budget: str | None = None
 
     def __post_init__(self) -> None:
         budget = BudgetSettings(self.video_drop, self.audio_drop, self.retain)
         self.video_drop, self.audio_drop, self.retain = budget.video_drop, budget.audio_drop, budget.retain
+        if self.budget not in BUDGET_KINDS:
+            raise ValueError(
+                f"budget={self.budget!r} is not one of {BUDGET_KINDS}: None (the method's own meaning of retain), "
+                "'input' (retain = fraction kept at the LLM input) or 'layer-avg' (retain = fraction kept averaged "
+                "over the LLM's layers)."
+            )
+        if self.budget is not None and self.retain is None:
+            raise ValueError(
+                f"budget={self.budget!r} says how retain is read, but no retain is set: give retain (e.g. 0.25) "
+                "or leave budget unset."
+            )
         check_seed(self.seed)
         if isinstance(self.method, str) and self.method in NO_COMPRESSION:
             raise ValueError(
@@ -92,15 +126,32 @@ class CompressionConfig:
         )
         check_seed(getattr(self.method, "seed", None))
         self.selector, self.seed, self.method_params = None, None, {}
+        if self.budget == "input" and _inside_llm(self.method):
+            raise ValueError(
+                f"{self.method.name} drops tokens inside the LLM, so its retain is averaged over the LLM's layers "
+                "(SEATS' convention); budget='input' applies to pre-LLM methods only. Leave budget unset or use "
+                "'layer-avg'."
+            )
 
     @property
-    def budget(self) -> BudgetSettings:
-        """The checked budget (drops and retain) as one value."""
+    def budget_settings(self) -> BudgetSettings:
+        """The checked budget (drops and retain) the method runs at: for a pre-LLM method at
+        budget="layer-avg" with R in SEATS' table, the drops that keep SEATS' (video, audio) pair."""
+        if (
+            self.budget == "layer-avg"
+            and not _inside_llm(self.method)
+            and self.retain is not None
+            and self.retain < 1.0
+        ):
+            pair = _seats_pair(self.retain)
+            if pair is not None:
+                return BudgetSettings(1.0 - pair[0], 1.0 - pair[1], None)
         return BudgetSettings(self.video_drop, self.audio_drop, self.retain)
 
     def check(self) -> None:
         """Raise when the method cannot run at this budget (e.g. omnisift dropping audio without selector)."""
-        self.method.check_budget(self.video_drop, self.audio_drop, self.retain)
+        settings = self.budget_settings
+        self.method.check_budget(settings.video_drop, settings.audio_drop, settings.retain)
 
     @property
     def method_name(self) -> str:
@@ -116,6 +167,7 @@ class CompressionConfig:
             "video_drop": self.video_drop,
             "audio_drop": self.audio_drop,
             "retain": self.retain,
+            **({"budget": self.budget} if self.budget is not None else {}),
         }
 
     @classmethod
@@ -125,10 +177,10 @@ class CompressionConfig:
             raise ValueError(
                 f"a compression config dict has a 'method' (name or {{'name': ..., settings}}), got {data!r}."
             )
-        unknown = sorted(set(data) - {"method", "video_drop", "audio_drop", "retain"})
+        unknown = sorted(set(data) - {"method", "video_drop", "audio_drop", "retain", "budget"})
         if unknown:
             raise ValueError(
-                f"unknown compression config keys {unknown}; known: method, video_drop, audio_drop, retain."
+                f"unknown compression config keys {unknown}; known: method, video_drop, audio_drop, retain, budget."
             )
         method = data["method"]
         name, settings = (method, {}) if isinstance(method, str) else (method.get("name"), dict(method))
@@ -139,6 +191,7 @@ class CompressionConfig:
             audio_drop=data.get("audio_drop", DEFAULT_AUDIO_DROP),
             retain=data.get("retain", DEFAULT_RETAIN),
             method_params=_settings_from_json(name, settings),
+            budget=data.get("budget"),
         )
 
     def with_method(self, **settings: Any) -> CompressionConfig:
@@ -174,6 +227,7 @@ def compression_from_settings(
     selector: nn.Module | str | Path | None = None,
     seed: int | None = None,
     method_params: Mapping[str, Any] | None = None,
+    budget: str | None = None,
 ) -> CompressionConfig | None:
     """The config for flat settings as commands and `--model_args` take them (None: full tokens).
 
@@ -187,6 +241,7 @@ def compression_from_settings(
             "retain": retain,
             "selector": selector,
             "seed": seed,
+            "budget": budget,
             **dict(method_params or {}),
         }
         ignored = [f"{k}={v!r}" for k, v in given.items() if v is not None]
@@ -204,6 +259,7 @@ def compression_from_settings(
         selector=selector,
         seed=seed,
         method_params=dict(method_params or {}),
+        budget=budget,
     )
 
 
@@ -239,6 +295,13 @@ def add_compression_arguments(
         type=_ratio_flag,
         help="fraction of audio+video tokens kept, in (0, 1]; overrides --video-drop (default: none)",
     )
+    parser.add_argument(
+        "--budget",
+        choices=[k for k in BUDGET_KINDS if k is not None],
+        help="how --retain is read: 'input' (kept at the LLM input) or 'layer-avg' (kept averaged over the LLM's "
+        "layers, SEATS' convention; pre-LLM methods then match SEATS' per-modality pair at the same R). Default: "
+        "the method's own (pre-LLM: input; seats/fastv/fastv-om: layer-avg)",
+    )
     if selector:
         parser.add_argument(
             "--selector", help="trained audio selector (.safetensors or OmniSIFT checkpoint folder)"
@@ -266,4 +329,5 @@ def compression_from_args(args: argparse.Namespace) -> CompressionConfig | None:
         selector=args.selector if "selector" in args.compression_shortcuts else None,
         seed=args.seed if "seed" in args.compression_shortcuts else None,
         method_params=parse_method_params(args.method_param),
+        budget=getattr(args, "budget", None),
     )

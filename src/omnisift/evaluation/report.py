@@ -79,7 +79,8 @@ class RunReport:
         if self.method == "none":
             return "Full tokens"
         if self.meta.get("retain") is not None:
-            return f"{self.method} retain {self.meta['retain']:g}"
+            budget = f" ({self.meta['budget']})" if self.meta.get("budget") else ""
+            return f"{self.method} retain {self.meta['retain']:g}{budget}"
         return f"{self.method} v{self.meta.get('video_drop', 0):g} a{self.meta.get('audio_drop', 0):g}"
 
     @property

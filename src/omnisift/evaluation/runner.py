@@ -154,6 +154,8 @@ def default_run_name(model: str, compression: CompressionConfig | None) -> str:
         if compression.retain is not None
         else f"v{compression.video_drop:g}-a{compression.audio_drop:g}"
     )
+    if compression.budget is not None:
+        budget += f"-{compression.budget}"
     return f"{tag}__" + "-".join([method.name, *changed, budget])
 
 
@@ -198,6 +200,7 @@ def _meta(config: EvalConfig, protocol: Protocol) -> dict[str, Any]:
         "video_drop": compression.video_drop if compression else 0.0,
         "audio_drop": compression.audio_drop if compression else 0.0,
         "retain": compression.retain if compression else None,
+        "budget": compression.budget if compression else None,
         "selector": str(selector)
         if selector
         else ("random (tiny model)" if is_tiny(config.model) and compression else None),

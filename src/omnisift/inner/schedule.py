@@ -16,6 +16,7 @@ __all__ = [
     "SEATS_PAIRS",
     "STAGE_ONE_SCALE",
     "retention_pair",
+    "seats_pair",
     "block_schedule",
     "fastv_ratio",
     "reallocate_to_audio",
@@ -36,6 +37,14 @@ _BISECTION_STEPS = 50
 _DROP_WEIGHTS = tuple(math.exp(i) for i in range(3))
 
 
+def seats_pair(retain: float) -> tuple[float, float] | None:
+    """SEATS' layer-averaged (video, audio) pair for `retain`, or None when `retain` is not in its table."""
+    for key, pair in SEATS_PAIRS.items():
+        if abs(float(retain) - key) < 1e-9:
+            return pair
+    return None
+
+
 def retention_pair(
     retain: float | None, video_retain: float | None = None, audio_retain: float | None = None
 ) -> tuple[float, float]:
@@ -50,9 +59,9 @@ def retention_pair(
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value <= 1.0:
                 raise ValueError(f"{name} must be in (0, 1] (layer-averaged fraction kept), got {value!r}.")
         return float(video_retain), float(audio_retain)
-    for key, pair in SEATS_PAIRS.items():
-        if retain is not None and abs(float(retain) - key) < 1e-9:
-            return pair
+    pair = None if retain is None else seats_pair(retain)
+    if pair is not None:
+        return pair
     raise ValueError(
         f"retain={retain!r} is not one of SEATS' budgets {sorted(SEATS_PAIRS)} (each selects a layer-averaged "
         "(video, audio) pair: 0.35 -> (0.30, 0.65), 0.25 -> (0.20, 0.55), 0.15 -> (0.10, 0.45), 0.10 -> "

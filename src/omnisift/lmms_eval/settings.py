@@ -33,6 +33,7 @@ _KNOWN = {
     "pretrained",
     "method",
     "retain",
+    "budget",
     "video_drop",
     "audio_drop",
     "selector",
@@ -63,6 +64,8 @@ class ModelSettings:
     audio_drop: float | None = None
     selector: str | None = None
     seed: int | None = None
+    budget: str | None = None
+    """How retain is read ('input' / 'layer-avg'; None: the method's own way), as `--budget`."""
     method_params: dict[str, Any] = field(default_factory=dict)
     protocol: Protocol = field(default_factory=Protocol)
     """The preset's general values with the given settings (`protocol_for` adds a task's own values)."""
@@ -88,6 +91,7 @@ class ModelSettings:
             selector=self.selector,
             seed=self.seed,
             method_params=self.method_params,
+            budget=self.budget,
         )
 
 
@@ -162,6 +166,7 @@ def parse_model_args(args: dict[str, Any]) -> ModelSettings:
         audio_drop=audio_drop,
         selector=None if args.get("selector") in (None, "") else str(args["selector"]),
         seed=seed,
+        budget=None if args.get("budget") in (None, "", "none", "None") else str(args["budget"]),
         method_params=method_params,
         protocol=protocol,
         protocol_settings=given,

@@ -101,7 +101,7 @@ class ServingSettings:
                     f"got {raw!r}."
                 )
             config = CompressionConfig.from_dict(raw)
-            default, method = config.budget, method_settings(config.method)
+            default, method = config.budget_settings, method_settings(config.method)
         qwen3 = getattr(hf_config, "model_type", None) == "qwen3_omni_moe"
         adapter = Qwen3OmniMoeAdapter if qwen3 else Qwen25OmniAdapter
         return cls(
