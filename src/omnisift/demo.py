@@ -15,13 +15,13 @@ from pathlib import Path
 
 import torch
 
-from ._extras import MissingExtraError
+from ._extras import MissingExtraError, require
 from .attach import attach
 from .budget import BudgetSettings
 from .config import DEFAULT_AUDIO_DROP, DEFAULT_VIDEO_DROP, CompressionConfig
 from .gain import GainReport, format_gain, measure_gain
 from .inputs import prepare_inputs
-from .loading import load_model
+from .loading import LoadedModel, load_model
 from .measure import measure
 from .models import find_adapter
 from .selector import RANDOM_SELECTOR, source_selector
@@ -57,7 +57,11 @@ def _load(model: str, selector_path: str | None, device: str, dtype: torch.dtype
         return loaded, selector, True
     source = selector_path or loaded.selector_source
     if source is None:
-        logger.warning("%s holds no selector: audio is kept whole (video-only pruning)", model)
+        logger.warning(
+            "%s holds no selector: audio is kept whole and each --retain value is the fraction of video tokens "
+            "kept (video-only pruning); pass --selector to compress audio too",
+            model,
+        )
         return loaded, None, False
     return loaded, source_selector(source, hidden_size=hidden), False
 
@@ -82,22 +86,56 @@ def run_demo(
     (`omnisift.gain`); with `picture`, `omnisift show` draws what omnisift and random keep of the clip at
     the first retain into that PNG.
     """
+    require("av", "media")  # the clip is written and read with PyAV: say so before the model loads
+    settings: list[float] = [1.0, *(retain or [0.35, 0.25])]
+    for target in settings:  # the config's message for a bad retain (1.5, nan, inf), before the model loads
+        BudgetSettings(DEFAULT_VIDEO_DROP, DEFAULT_AUDIO_DROP, target)
+    loaded, selector, random_weights = _load(model_path, selector_path, device, dtype)
+    with tempfile.TemporaryDirectory(prefix="omnisift-demo-") as workdir:  # generated clips go with it
+        return _run(
+            loaded,
+            selector,
+            random_weights,
+            model_path=model_path,
+            video_path=video_path,
+            workdir=Path(workdir),
+            settings=settings,
+            seconds=seconds,
+            max_new_tokens=max_new_tokens,
+            prompt=prompt,
+            device=device,
+            gain=gain,
+            picture=picture,
+        )
+
+
+def _run(
+    loaded: LoadedModel,
+    selector: torch.nn.Module | None,
+    random_weights: bool,
+    *,
+    model_path: str,
+    video_path: str | None,
+    workdir: Path,
+    settings: list[float],
+    seconds: float,
+    max_new_tokens: int,
+    prompt: str,
+    device: str,
+    gain: bool,
+    picture: str | Path | None,
+) -> DemoRun:
+    """`run_demo` once the model is loaded, with `workdir` for the generated clips."""
     from .testing.clips import make_clip
 
-    for target in retain or []:
-        BudgetSettings(
-            DEFAULT_VIDEO_DROP, DEFAULT_AUDIO_DROP, target
-        )  # the config's message for a bad retain
-    loaded, selector, random_weights = _load(model_path, selector_path, device, dtype)
     thinker, processor = loaded.thinker, loaded.processor
-    workdir = Path(tempfile.mkdtemp(prefix="omnisift-demo-"))
     clip = Path(video_path) if video_path else make_clip(workdir / "clip.mp4", seconds, fps=2.0)
+    video_label = str(clip) if video_path else f"generated clip ({seconds:g} s: a moving square and a tone)"
     token_ids = find_adapter(thinker).token_ids
     # The road `omnisift eval` takes (omnisift.inputs): the paper's protocol, a fixture's small frames.
     inputs = prepare_inputs(model_path, clip, prompt, processor=processor).to(device)
     outputs: dict[str, str] = {}
     rows: list[dict[str, object]] = []
-    settings: list[float] = [1.0, *(retain or [0.35, 0.25])]
 
     def prefill():
         with torch.no_grad():
@@ -111,13 +149,15 @@ def run_demo(
         return text if text.strip() else f"(no printable text) token ids {new.tolist()}"
 
     for target in settings:
-        label = "full tokens" if target == 1.0 else f"retain {target:.2f}"
         handle = None
-        if target < 1.0:
-            audio_drop = 0.3 if selector is not None else 0.0
-            handle = attach(
-                thinker, CompressionConfig(retain=target, audio_drop=audio_drop, selector=selector)
-            )
+        if target == 1.0:
+            label = "full tokens"
+        elif selector is not None:
+            label = f"retain {target:.2f}"
+            handle = attach(thinker, CompressionConfig(retain=target, audio_drop=0.3, selector=selector))
+        else:  # no selector: the announced video-only pruning, `target` of the video tokens kept
+            label = f"video {target:.2f}"
+            handle = attach(thinker, CompressionConfig(video_drop=1.0 - target, audio_drop=0.0))
         try:
             prefill()  # warm-up
             timing = measure(prefill, device=device)
@@ -169,7 +209,7 @@ def run_demo(
             logger.warning("no picture of the kept tokens: %s", error)
     return DemoRun(
         label=label,
-        video=str(clip),
+        video=video_label,
         rows=rows,
         outputs=outputs,
         random_weights=random_weights,

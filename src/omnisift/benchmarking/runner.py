@@ -35,6 +35,12 @@ def run(
     by default `out/figures`)."""
     if suite not in SUITES + ("all",):
         raise ValueError(f"unknown suite {suite!r}; choose one of {', '.join(SUITES + ('all',))}.")
+    _check_sizes(
+        threads=threads, repeats=repeats, layers=layers, clips=clips, tokens_per_grid=tokens_per_grid
+    )
+    for name, value in (("max_input_gb", max_input_gb), ("time_budget_s", time_budget_s)):
+        if not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+            raise ValueError(f"{name} must be a positive number, got {value!r}.")
     require("matplotlib", "bench")  # before minutes of measuring, not after
     import torch
 
@@ -104,3 +110,16 @@ class _Progress:
             out,
             figures,
         )
+
+
+def _check_sizes(**settings: int | Sequence[int] | None) -> None:
+    """Raise naming the setting when a count or size is below 1 (a run of 0 repeats measures nothing)."""
+    for name, value in settings.items():
+        if value is None:
+            continue
+        values = [value] if isinstance(value, int) else list(value)
+        flag = "--" + name.replace("_", "-")
+        if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
+            raise ValueError(
+                f"{name} ({flag}) must be a whole number of 1 or more (each, for a list), got {value!r}."
+            )

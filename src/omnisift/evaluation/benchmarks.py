@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..media_check import MissingMediaError, describe_missing, missing_media
+from ..textfiles import jsonl_lines
 
 __all__ = [
     "BENCHMARKS",
@@ -230,49 +231,49 @@ def load_benchmark(name: str, path: str | Path, media_root: str | Path | None = 
     root = Path(media_root) if media_root is not None else path.parent
     questions: list[Question] = []
     seen: dict[str, int] = {}
-    with path.open(encoding="utf-8") as handle:
-        for index, line in enumerate(handle):
-            if not line.strip():
-                continue
-            where = f"{path}:{index + 1}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise QuestionFileError(f"{where}: not valid JSON ({exc}); fix or remove that line") from exc
-            if not isinstance(row, dict):
-                raise QuestionFileError(
-                    f"{where}: a row must be a JSON object, got {type(row).__name__}; fix or remove that line"
-                )
-            try:
-                media, prompt, options, answer, categories = _parse_row(name, row)
-            except (KeyError, ValueError, TypeError, AttributeError) as exc:
-                raise QuestionFileError(f"{where}: cannot read a {name} row ({exc!r})") from exc
-            for label, value in (("prompt", prompt), ("answer", answer)):
-                if not isinstance(value, str):
-                    raise QuestionFileError(
-                        f"{where}: the {label} is {value!r} ({type(value).__name__}), not text; "
-                        'write it as a string, e.g. "B"'
-                    )
-            media_path = resolve_media(root, media, where)
-            if name not in OPEN_ENDED:
-                answer = answer.strip().upper()
-                if not options:
-                    raise QuestionFileError(f"{where}: no options found in the question")
-                if answer not in options:
-                    raise QuestionFileError(f"{where}: answer {answer!r} is not an option {sorted(options)}")
-            questions.append(
-                Question(
-                    id=_question_id(name, row, seen),
-                    benchmark=name,
-                    media=media_path,
-                    prompt=prompt,
-                    options=options,
-                    answer=answer,
-                    categories={k: str(v) for k, v in categories.items() if v not in (None, "")},
-                    events=tuple(row.get("events", ())),
-                    index=index,
-                )
+    for number, line in jsonl_lines(path, "question file", QuestionFileError):
+        index = number - 1
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise QuestionFileError(f"{where}: not valid JSON ({exc}); fix or remove that line") from exc
+        if not isinstance(row, dict):
+            raise QuestionFileError(
+                f"{where}: a row must be a JSON object, got {type(row).__name__}; fix or remove that line"
             )
+        try:
+            media, prompt, options, answer, categories = _parse_row(name, row)
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            raise QuestionFileError(f"{where}: cannot read a {name} row ({exc!r})") from exc
+        for label, value in (("prompt", prompt), ("answer", answer)):
+            if not isinstance(value, str):
+                raise QuestionFileError(
+                    f"{where}: the {label} is {value!r} ({type(value).__name__}), not text; "
+                    'write it as a string, e.g. "B"'
+                )
+        media_path = resolve_media(root, media, where)
+        if name not in OPEN_ENDED:
+            answer = answer.strip().upper()
+            if not options:
+                raise QuestionFileError(f"{where}: no options found in the question")
+            if answer not in options:
+                raise QuestionFileError(f"{where}: answer {answer!r} is not an option {sorted(options)}")
+        questions.append(
+            Question(
+                id=_question_id(name, row, seen),
+                benchmark=name,
+                media=media_path,
+                prompt=prompt,
+                options=options,
+                answer=answer,
+                categories={k: str(v) for k, v in categories.items() if v not in (None, "")},
+                events=tuple(row.get("events", ())),
+                index=index,
+            )
+        )
     if not questions:
         raise QuestionFileError(f"{path} holds no questions; pass the benchmark's data.jsonl")
     logger.info("loaded %d %s questions from %s", len(questions), name, path)

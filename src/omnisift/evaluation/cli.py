@@ -22,6 +22,7 @@ import os
 import sys
 from pathlib import Path
 
+from .._extras import MissingExtraError
 from ..config import add_compression_arguments, compression_from_args
 
 __all__ = ["add_eval_parser", "add_report_parser", "main", "register"]
@@ -183,13 +184,21 @@ def _fail(message: str) -> int:
 def run_eval_command(args: argparse.Namespace) -> int:
     from .benchmarks import MissingMediaError
     from .results import RunMetaMismatch, merge_rows, read_rows
+    from .run_lock import RunLockedError
     from .runner import run_eval
     from .scoring import score_rows
 
     try:
         config = _eval_config(args)
         outcome = run_eval(config)
-    except (MissingMediaError, RunMetaMismatch, FileNotFoundError, ValueError) as exc:
+    except (
+        MissingMediaError,
+        MissingExtraError,
+        RunMetaMismatch,
+        RunLockedError,
+        FileNotFoundError,
+        ValueError,
+    ) as exc:
         return _fail(str(exc))
     rows = merge_rows(read_rows(outcome.bench_dir))
     score = score_rows(outcome.bench_dir.name, rows)

@@ -9,6 +9,7 @@ the caption, so a report rerun only asks about new or changed captions.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -35,6 +36,7 @@ __all__ = [
     "judge_rows",
     "load_verdicts",
     "parse_verdict",
+    "url_for_logs",
 ]
 
 logger = logging.getLogger(__name__)
@@ -104,6 +106,34 @@ def parse_verdict(text: str, reference_events: int) -> Verdict:
 
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 
+_SECRET_QUERY = re.compile(r"(key|token|secret|password|passwd|pwd|sig|signature|auth)", re.I)
+
+
+def url_for_logs(url: str) -> str:
+    """`url` as it may be shown: no user name or password, secret-looking query values masked."""
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    query = "&".join(
+        f"{name}=***" if _SECRET_QUERY.search(name) else (f"{name}={value}" if value else name)
+        for name, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    )
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _split_credentials(url: str) -> tuple[str, str | None]:
+    """(url without user:password, a Basic Authorization value for them or None): urllib cannot send
+    credentials written into a URL, and a URL is logged."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    user = urllib.parse.unquote(parts.username or "")
+    password = urllib.parse.unquote(parts.password or "")
+    host = parts.netloc.rpartition("@")[2]
+    clean = urllib.parse.urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return clean, "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
 
 def judge_api_key(url: str, key_env: str | None) -> str | None:
     """The API key to send to the judge at `url`, or None.
@@ -114,7 +144,7 @@ def judge_api_key(url: str, key_env: str | None) -> str | None:
     """
     scheme = urllib.parse.urlsplit(url).scheme.lower()
     if scheme not in ("http", "https"):
-        raise ValueError(f"--judge-url {url!r} must start with https:// or http://")
+        raise ValueError(f"--judge-url {url_for_logs(url)!r} must start with https:// or http://")
     if key_env is not None:
         key = os.environ.get(key_env)
         if not key:
@@ -129,7 +159,7 @@ def judge_api_key(url: str, key_env: str | None) -> str | None:
         logger.warning(
             "not sending $%s to %s: plain http; pass --judge-key-env %s to send it anyway",
             DEFAULT_KEY_ENV,
-            url,
+            url_for_logs(url),
             DEFAULT_KEY_ENV,
         )
         return None
@@ -148,7 +178,8 @@ class OpenAICompatibleJudge:
         retries: int = 3,
         opener: Callable[..., Any] | None = None,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        base_url, self._basic_auth = _split_credentials(base_url.rstrip("/"))
+        self.base_url = base_url
         self.model = model
         self.name = model
         self._api_key = api_key
@@ -167,6 +198,8 @@ class OpenAICompatibleJudge:
         headers = {"Content-Type": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
+        elif self._basic_auth:
+            headers["Authorization"] = self._basic_auth
         url = f"{self.base_url}/chat/completions"
         last: Exception | None = None
         for attempt in range(self._retries):
@@ -182,7 +215,7 @@ class OpenAICompatibleJudge:
             except (urllib.error.URLError, TimeoutError, KeyError, IndexError, ValueError) as exc:
                 last = exc
             time.sleep(min(2**attempt, 30))
-        raise JudgeError(f"judge at {url} failed: {last}")
+        raise JudgeError(f"judge at {url_for_logs(url)} failed: {last}")
 
     def __call__(self, caption: str, reference: str, events: Sequence[str]) -> Verdict:
         return parse_verdict(self._complete(build_prompt(caption, reference, events)), len(events))

@@ -17,10 +17,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ..textfiles import jsonl_lines
 from .run_identity import RunMetaMismatch, read_meta
 
 __all__ = [
     "ResultFileError",
+    "ResultWriteError",
     "ResultWriter",
     "RunMetaMismatch",
     "finished_ids",
@@ -31,6 +33,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+
+class ResultWriteError(RuntimeError):
+    """A result row could not be written (the message names the file and the reason)."""
 
 
 class ResultFileError(ValueError):
@@ -47,21 +53,20 @@ def shard_files(bench_dir: Path) -> list[Path]:
 
 def _iter_file(path: Path) -> Iterator[dict[str, Any]]:
     broken = 0
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                broken += 1
-                continue
-            if not isinstance(row, dict) or not isinstance(row.get("id"), str):
-                raise ResultFileError(
-                    f"{path}:{number}: not a result row (a JSON object with a string 'id'); the file was edited "
-                    "or damaged: delete that line (its question is rerun) or the whole shard file"
-                )
-            yield row
+    for number, line in jsonl_lines(path, "result file", ResultFileError):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            broken += 1
+            continue
+        if not isinstance(row, dict) or not isinstance(row.get("id"), str):
+            raise ResultFileError(
+                f"{path}:{number}: not a result row (a JSON object with a string 'id'); the file was edited "
+                "or damaged: delete that line (its question is rerun) or the whole shard file"
+            )
+        yield row
     if broken:
         logger.warning("%s: skipped %d partial line(s) left by an interrupted run", path, broken)
 
@@ -103,10 +108,15 @@ class ResultWriter:
 
     def __init__(self, path: Path, fsync: bool = True) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fsync = fsync
-        self._seal_partial_line()
-        self._handle = self.path.open("a", encoding="utf-8")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._seal_partial_line()
+            self._handle = self.path.open("a", encoding="utf-8")
+        except OSError as exc:
+            raise ResultWriteError(
+                f"cannot open {self.path} for writing: {exc.strerror or exc}; choose a writable --out"
+            ) from exc
 
     def _seal_partial_line(self) -> None:
         if not self.path.is_file() or self.path.stat().st_size == 0:
@@ -119,10 +129,16 @@ class ResultWriter:
     def write(self, row: dict[str, Any]) -> None:
         row = dict(row)
         row.setdefault("finished_at", time.time())
-        self._handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        self._handle.flush()
-        if self._fsync:
-            os.fsync(self._handle.fileno())
+        try:
+            self._handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            self._handle.flush()
+            if self._fsync:
+                os.fsync(self._handle.fileno())
+        except OSError as exc:
+            raise ResultWriteError(
+                f"cannot write a result row to {self.path}: {exc.strerror or exc} (disk full or read-only?); "
+                "free space or fix the folder and rerun: the rows already written are kept and skipped"
+            ) from exc
 
     def close(self) -> None:
         self._handle.close()

@@ -44,6 +44,7 @@ from .choices import extract_choice
 from .loading import CompressedModel, is_tiny, load_compressed
 from .results import ResultWriter, finished_ids, merge_rows, read_rows, shard_path
 from .run_identity import claim_run, describe, file_sha256
+from .run_lock import hold_shard
 
 __all__ = ["EvalConfig", "RunOutcome", "default_run_name", "generate_batch", "resolve_shard", "run_eval"]
 
@@ -101,6 +102,11 @@ OPERATIONAL_FIELDS = frozenset(
 )
 
 
+def _is_plain_name(name: str) -> bool:
+    """A single folder name: no separator, not '.', '..' or empty, so the run stays inside --out."""
+    return bool(name.strip()) and name not in (".", "..") and not any(c in name for c in "/\\\0")
+
+
 def check_config(config: EvalConfig) -> None:
     """Refuse values that would silently run something else than asked, before any work starts (the
     protocol's own settings are checked where they are defined: `Protocol`, `SamplingConfig`)."""
@@ -111,6 +117,11 @@ def check_config(config: EvalConfig) -> None:
         problems.append(f"--batch-size must be at least 1 (got {config.batch_size})")
     if config.workers < 0:
         problems.append(f"--workers must be 0 or more (got {config.workers})")
+    if config.run_name is not None and not _is_plain_name(config.run_name):
+        problems.append(
+            f"--run-name must be one folder name inside --out (no '/', '\\', '..' or absolute path), got "
+            f"{config.run_name!r}"
+        )
     if problems:
         raise ValueError("; ".join(problems))
 
@@ -568,8 +579,26 @@ def run_eval(config: EvalConfig, loaded: CompressedModel | None = None) -> RunOu
     skipped = sum(1 for q in mine if q.id not in keep)
     mine = [q for q in mine if q.id in keep]
 
+    require("av", "media")  # videos are decoded with PyAV: say so before a run folder is made
     run_name = config.run_name or default_run_name(config.model, compression)
     bench_dir = Path(config.out) / run_name / benchmark
+    with hold_shard(shard_path(bench_dir, rank, world)):
+        return _run_shard(config, loaded, benchmark, protocol, bench_dir, mine, skipped, rank, world)
+
+
+def _run_shard(
+    config: EvalConfig,
+    loaded: CompressedModel | None,
+    benchmark: str,
+    protocol: Protocol,
+    bench_dir: Path,
+    mine: list[Question],
+    skipped: int,
+    rank: int,
+    world: int,
+) -> RunOutcome:
+    """The rest of `run_eval`, under the shard's lock: what is done is read only once no one else writes."""
+    compression = config.compression
     claim_run(bench_dir, identity_of(config, protocol), _meta(config, protocol))
     done = finished_ids(bench_dir, retry_errors=config.retry_errors)
     todo = [q for q in mine if q.id not in done]

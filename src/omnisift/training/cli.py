@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..config import add_compression_arguments, compression_from_args
+from .trainer import DEFAULT_MAX_LENGTH
 
 __all__ = ["register", "run", "config_from_args", "main", "LAUNCH_HELP"]
 
@@ -57,7 +58,11 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "--init-selector", default=None, help="start from this selector (.safetensors or checkpoint)"
     )
     data.add_argument(
-        "--max-length", type=int, default=None, help="fail on samples longer than this many tokens"
+        "--max-length",
+        type=int,
+        default=DEFAULT_MAX_LENGTH,
+        help=f"refuse samples (prompt, video, audio and answer) longer than this many tokens (default "
+        f"{DEFAULT_MAX_LENGTH}, the published recipe's)",
     )
     data.add_argument(
         "--num-workers", type=int, default=2, help="data loader worker processes (video decoding)"

@@ -27,6 +27,7 @@ from torch.utils.data import Dataset, Sampler
 from ..inputs import Protocol, collate, encode, load_video
 from ..media import MediaError, configure_worker_threads
 from ..media_check import MissingMediaError, describe_missing, missing_media
+from ..textfiles import jsonl_lines
 
 __all__ = [
     "IGNORE_INDEX",
@@ -97,27 +98,26 @@ def load_examples(path: str | Path, media_root: str | Path | None = None) -> lis
         raise FileNotFoundError(f"training data file {path} not found")
     root = Path(media_root) if media_root is not None else path.parent
     examples: list[Example] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{where}: not valid JSON ({exc})") from exc
-            if not isinstance(row, dict):
-                raise DataError(f"{where}: a row must be a JSON object")
-            media = next((row[k] for k in MEDIA_FIELDS if isinstance(row.get(k), str) and row[k]), None)
-            if media is None:
-                raise DataError(f"{where}: no video path (one of the fields {', '.join(MEDIA_FIELDS)})")
-            prompt, answer = _turns(row, where)
-            if Path(media).is_absolute() or ".." in Path(media).parts:
-                raise DataError(
-                    f"{where}: video path {media!r} is absolute or contains '..', which would leave the media "
-                    f"root {root}; data files may only name files under it"
-                )
-            examples.append(Example(media=root / media, prompt=prompt, answer=answer, line=number))
+    for number, line in jsonl_lines(path, "training data file", DataError):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{where}: not valid JSON ({exc})") from exc
+        if not isinstance(row, dict):
+            raise DataError(f"{where}: a row must be a JSON object")
+        media = next((row[k] for k in MEDIA_FIELDS if isinstance(row.get(k), str) and row[k]), None)
+        if media is None:
+            raise DataError(f"{where}: no video path (one of the fields {', '.join(MEDIA_FIELDS)})")
+        prompt, answer = _turns(row, where)
+        if Path(media).is_absolute() or ".." in Path(media).parts:
+            raise DataError(
+                f"{where}: video path {media!r} is absolute or contains '..', which would leave the media "
+                f"root {root}; data files may only name files under it"
+            )
+        examples.append(Example(media=root / media, prompt=prompt, answer=answer, line=number))
     if not examples:
         raise DataError(f"{path} holds no training rows")
     return examples
@@ -201,6 +201,12 @@ class ConversationDataset(Dataset):
         raise MediaError(f"no video of the {len(self.examples)} training rows can be read, e.g. {bad[0]}")
 
     def _encode(self, example: Example) -> dict[str, Any]:
+        answer = self.answer_ids(example.answer)
+        if self.max_length is not None and len(answer) > self.max_length:
+            raise DataError(  # before the video is decoded: the answer alone is too long
+                f"{example.media} (data line {example.line}): the answer alone is {len(answer)} tokens, more "
+                f"than --max-length {self.max_length}; shorten or drop the row"
+            )
         try:
             video = load_video(example.media, self.protocol, threads=self.threads)
         except MediaError as exc:
@@ -211,7 +217,7 @@ class ConversationDataset(Dataset):
                 "with their audio (the selector scores the audio tokens against the video)"
             )
         inputs = encode(self.processor, video, example.prompt, self.protocol)
-        out = append_answer(inputs, self.answer_ids(example.answer))
+        out = append_answer(inputs, answer)
         length = out["input_ids"].shape[1]
         if self.max_length is not None and length > self.max_length:
             raise DataError(

@@ -85,6 +85,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 TINY = "tiny"
+DEFAULT_MAX_LENGTH = 32768
+"""Longest sample (prompt + video + audio + answer tokens) trained on: the published recipe's max length."""
 DEFAULT_LR = {"selector": 1e-4, "full": 1e-5}
 SELECTOR_FILE = "selector.safetensors"
 STATE_FILE = "trainer_state.json"
@@ -120,7 +122,8 @@ class TrainConfig:
     log_every: int = 10
     num_workers: int = 0
     init_selector: str | None = None
-    max_length: int | None = None
+    max_length: int | None = DEFAULT_MAX_LENGTH
+    """Samples longer than this many tokens are refused by name (None: no limit)."""
     attn_implementation: str = "sdpa"
     progress: bool = True
     stop_after: int | None = None
@@ -145,6 +148,21 @@ class TrainConfig:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.stop_after is not None and (not isinstance(self.stop_after, int) or self.stop_after < 1):
             raise ValueError(f"stop_after must be a positive integer, got {self.stop_after!r}")
+        if self.max_length is not None and (
+            isinstance(self.max_length, bool) or not isinstance(self.max_length, int) or self.max_length < 1
+        ):
+            raise ValueError(
+                f"max_length must be a positive integer (or None: no limit), got {self.max_length!r}"
+            )
+        if not isinstance(self.max_grad_norm, (int, float)) or not 0.0 <= self.max_grad_norm < math.inf:
+            raise ValueError(
+                f"max_grad_norm must be a finite number >= 0 (0 turns clipping off), got {self.max_grad_norm!r}"
+            )
+        if self.allow_changed_settings and not self.resume:
+            raise ValueError(
+                "allow_changed_settings (--allow-changed-settings) only applies with resume (--resume): a new run "
+                "has no earlier settings to change; drop it, or add --resume to continue the run in out"
+            )
         if self.num_workers < 0:
             raise ValueError("num_workers must be >= 0")
         if not isinstance(self.max_bad_samples, int) or self.max_bad_samples < 0:
@@ -563,6 +581,11 @@ def train(
     out = Path(config.out)
     if not config.resume and out.exists() and any(out.iterdir()) and not config.overwrite:
         _claim_out(out, config)  # refuses before anything is loaded
+    if config.resume and _read_run_config(out) is None and not _checkpoint_dirs(out):
+        raise ValueError(
+            f"--resume: {out} holds no run to continue (no {CONFIG_FILE}, no checkpoint); check --out, or "
+            "leave out --resume to start a new run there"
+        )
     accelerator = accelerator or _make_accelerator(config)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and accelerator.num_processes == 1:
