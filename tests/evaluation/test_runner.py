@@ -182,16 +182,34 @@ def test_omnisift_attached_records_token_savings(question_files, media_root, tmp
         assert row["timings"]["select_s"] > 0
 
 
-def test_videos_are_prepared_here_until_a_worker_is_up_then_by_the_worker(media_root, scripted):
+def test_videos_are_prepared_here_until_a_worker_is_up_then_by_the_worker(media_root, scripted, monkeypatch):
     """The model is not left waiting for a worker's imports at the start; then the worker takes over,
-    and the order of the questions is kept."""
+    and the order of the questions is kept. The worker's start is gated by the test (no sleeps), so the
+    outcome does not depend on how busy the machine is."""
     import os
-    import time
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
 
+    from omnisift.evaluation import runner
     from omnisift.evaluation.benchmarks import Question
-    from omnisift.evaluation.runner import _prefetch
     from omnisift.media import SamplingConfig
 
+    gate = threading.Event()
+    starts = []
+
+    class GatedSpawner(ThreadPoolExecutor):
+        """The runner's spawner thread, which starts the worker only once the test opens the gate."""
+
+        def submit(self, fn, /, *args, **kwargs):
+            def gated():
+                assert gate.wait(timeout=600), "the test never opened the gate"
+                return fn(*args, **kwargs)
+
+            future = super().submit(gated)
+            starts.append(future)
+            return future
+
+    monkeypatch.setattr(runner, "ThreadPoolExecutor", GatedSpawner)
     questions = [
         Question(
             id=str(i),
@@ -201,17 +219,16 @@ def test_videos_are_prepared_here_until_a_worker_is_up_then_by_the_worker(media_
             options={},
             answer="",
         )
-        for i in range(10)
+        for i in range(6)
     ]
     sampling = SamplingConfig(min_pixels=scripted.min_pixels, max_pixels=scripted.max_pixels)
     protocol = Protocol(max_new_tokens=3, sampling=sampling)
-    prepared = _prefetch(questions, scripted, protocol, workers=1)
-    first = next(prepared)
-    assert first.pid == os.getpid() and first.inputs is not None  # ready before any worker could be
-    rest = []
-    for item in prepared:  # a slow model (0.8 s a question): the worker is up after a few
-        time.sleep(0.8)
-        rest.append(item)
-    assert [p.question.id for p in [first, *rest]] == [str(i) for i in range(10)]
+    prepared = runner._prefetch(questions, scripted, protocol, workers=1)
+    here = [next(prepared), next(prepared)]  # the worker cannot be up: its start waits for the gate
+    assert [p.pid for p in here] == [os.getpid()] * 2 and all(p.inputs is not None for p in here)
+    gate.set()
+    starts[0].result(timeout=600)  # the worker is up (seconds of imports on a spawned process)
+    rest = list(prepared)
+    assert [p.question.id for p in [*here, *rest]] == [str(i) for i in range(6)]
     assert all(p.error is None for p in rest)
-    assert rest[-1].pid != os.getpid()
+    assert {p.pid for p in rest}.isdisjoint({os.getpid()}) and len(rest) == 4
