@@ -22,6 +22,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "measure",
             "media",
             "media_check",
+            "textfiles",
             "testing",
             "testing.clips",
             "testing.hooks",
