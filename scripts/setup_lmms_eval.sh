@@ -16,6 +16,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 VENV=.venv-lmms
+# A failing step (pip included) stops the script with a non-zero status and this line, not silence.
+trap 'status=$?; echo "setup_lmms_eval.sh: FAILED (exit $status) at line $LINENO: $BASH_COMMAND; $VENV is incomplete: fix the error above and rerun" >&2' ERR
 if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
@@ -38,3 +40,10 @@ if ! "$VENV/bin/python" -c "$check" >/dev/null 2>&1; then
     "accelerate>=1.10,<1.16" "datasets>=2.19" "evaluate>=0.4" "sacrebleu>=1.5" loguru "tenacity>=8.3" \
     pytz pyyaml pytablewriter "filelock>=3.16,<4"
 fi
+# pip can print ERROR lines (e.g. its resolver's conflict notes) and still exit 0: check the result itself.
+if ! "$VENV/bin/python" -c "$check"; then
+  echo "setup_lmms_eval.sh: FAILED: $VENV lacks one of the packages lmms-eval needs, or imports omnisift from" \
+    "another checkout (see the pip output above); fix it and rerun" >&2
+  exit 1
+fi
+echo "setup_lmms_eval.sh: $VENV is ready (lmms-eval 0.7.3, omnisift from $(pwd))"

@@ -6,7 +6,7 @@ parser `omnisift eval` scores with), so both harnesses give the same accuracy on
 
 Where things are (environment variables, read when lmms-eval builds the task):
   OMNISIFT_<NAME>_QUESTIONS  the question file (data.jsonl) of one benchmark, e.g. OMNISIFT_DAILYOMNI_QUESTIONS
-  OMNISIFT_BENCHMARKS        else: a folder holding <name>/data.jsonl (the shared/benchmarks layout)
+  OMNISIFT_BENCHMARKS        else: a folder holding <name>/data.jsonl (the layout of docs/question_files.md)
   OMNISIFT_<NAME>_MEDIA      the benchmark's media root (question paths are relative to it)
   OMNISIFT_MEDIA_ROOT        else: a folder holding <name>/ media roots
   OMNISIFT_SKIP_MISSING=1    skip questions whose video is missing (default: stop and name them)
@@ -46,7 +46,7 @@ def question_file(name: str) -> Path:
         return Path(root) / name / "data.jsonl"
     raise FileNotFoundError(
         f"no question file for {name}: set OMNISIFT_{name.upper()}_QUESTIONS=PATH/data.jsonl or "
-        "OMNISIFT_BENCHMARKS to the folder holding <benchmark>/data.jsonl (e.g. ../shared/benchmarks)"
+        "OMNISIFT_BENCHMARKS to the folder holding <benchmark>/data.jsonl (see docs/question_files.md)"
     )
 
 
