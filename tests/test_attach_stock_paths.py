@@ -183,6 +183,28 @@ def test_bfloat16_after_attach_and_selector_untouched(single) -> None:
         assert value.dtype == torch.float32 and torch.equal(value, before[key]), key
 
 
+
+@pytest.mark.parametrize("order", ["bf16 model, then attach", "attach, then model.to(bf16)"])
+@pytest.mark.parametrize("training", [False, True], ids=["eval selector", "fresh (training-mode) selector"])
+def test_fp32_selector_module_follows_a_bf16_model(single, order, training) -> None:
+    """An fp32 selector module (a fresh one is in training mode) scores a bf16 model's tokens, in both
+    orders; the module is left as it was and an eval-mode one is converted once, not per call."""
+    model = tiny.tiny_thinker(seed=0)
+    selector = VisionGuidedAudioSelector(model.config.text_config.hidden_size).train(training)
+    if order.startswith("bf16"):
+        model.to(torch.bfloat16)
+    handle = attach(model, CompressionConfig(selector=selector))
+    model.to(torch.bfloat16)
+    tokens = _greedy(model, single, n=2)
+    first = handle.method.selector_for(model.get_input_embeddings().weight[None])
+    _logits(model, single)
+    assert tokens.shape == (1, 2) and handle.last_stats[0].audio_after < handle.last_stats[0].audio_before
+    assert handle.method.selector_for(model.get_input_embeddings().weight[None]) is first
+    assert (first is selector) == training
+    assert next(selector.parameters()).dtype == torch.float32 and selector.training == training
+    handle.remove()
+
+
 # 5. needless refusals are gone -----------------------------------------------------------------------
 
 

@@ -78,10 +78,18 @@ class VisionGuidedAudioSelector(nn.Module):
         single = audio.ndim == 2
         if single:
             anchors, audio = anchors.unsqueeze(0), audio.unsqueeze(0)
+        device = audio.device
+        anchors, audio = self._own(anchors), self._own(audio)
         a = self.a_norm(self.a_proj(audio))
         v = self.v_norm(self.v_proj(anchors))
-        scores = self._score(a, v, key_padding_mask=None)
+        scores = self._score(a, v, key_padding_mask=None).to(device)
         return scores[0] if single else scores
+
+    def _own(self, tokens: torch.Tensor) -> torch.Tensor:
+        """`tokens` in this selector's dtype and device: a selector that trains (its module is used as it is,
+        so gradients reach it) may sit in fp32 beside a bf16 model, or on another device."""
+        weight = self.v_proj.weight
+        return tokens.to(device=weight.device, dtype=weight.dtype)
 
     def _score(self, a: torch.Tensor, v: torch.Tensor, key_padding_mask: torch.Tensor | None) -> torch.Tensor:
         attended, _ = self.cross_attn(a, v, v, key_padding_mask=key_padding_mask, need_weights=False)
@@ -112,7 +120,10 @@ class VisionGuidedAudioSelector(nn.Module):
         """
         if audio.numel() == 0:
             return audio.new_zeros(0)
+        caller_device = audio.device
+        anchors, audio = self._own(anchors), self._own(audio)
         device = audio.device
+        anchor_group, audio_group = anchor_group.to(anchors.device), audio_group.to(audio.device)
         v = self.v_norm(self.v_proj(anchors))
         a = self.a_norm(self.a_proj(audio))
         anchor_slot, anchor_len = group_slots(anchor_group, num_groups)
@@ -128,7 +139,7 @@ class VisionGuidedAudioSelector(nn.Module):
         # A chunk without anchors would softmax over nothing; give it one dummy key (its audio is kept whole).
         key_padding[:, 0] &= anchor_len > 0
         scores = self._score(padded_a, padded_v, key_padding_mask=key_padding)
-        return scores[audio_group, audio_slot]
+        return scores[audio_group, audio_slot].to(caller_device)
 
 
 def _expected_shapes(hidden_size: int, width: int = 512) -> dict[str, tuple[int, ...]]:

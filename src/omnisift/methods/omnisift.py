@@ -237,7 +237,9 @@ class OmniSIFT(SelectionMethod):
     `selector` is the trained audio selector: a module, a selector `.safetensors` file or a checkpoint
     folder with `thinker.compressor.*` keys (loaded in `prepare`, sized from the model). The caller's
     module is never modified: when the embeddings come in another dtype or device (e.g. after
-    `model.to(torch.bfloat16)`), inference runs on a converted copy.
+    `model.to(torch.bfloat16)`), inference runs on a converted copy, made once per dtype/device; a selector
+    in training mode (a fresh module is one until `.eval()`) is used as it is and reads the embeddings in its
+    own dtype/device, so gradients still reach it.
     """
 
     name = "omnisift"
@@ -284,7 +286,7 @@ class OmniSIFT(SelectionMethod):
     def selector_for(self, embeds: torch.Tensor) -> nn.Module:
         """The selector to run on `embeds`: the module itself, or a cached copy in their dtype/device.
 
-        A selector that trains (training mode, or under autocast) is always used as it is."""
+        A selector that trains (training mode) is always used as it is; it casts its inputs itself."""
         if self._module is None:
             if self.selector is None:
                 raise ValueError(
