@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fetch transformers' own Qwen2.5-Omni model tests (and the shared test code they import) into
+# Fetch transformers' own Qwen2.5-Omni and Qwen3-Omni-MoE model tests (and the shared test code they import) into
 # .cache/transformers-tests/<commit>/, where tests/test_transformers_suite.py (-m slow) finds them, and
 # their extra dependencies (parameterized, librosa, httpx) into .cache/transformers-test-deps (a pip
 # --target folder put on PYTHONPATH by that test; the project venv is left alone).
@@ -7,7 +7,7 @@
 # is ever committed (.cache/ is gitignored).
 #
 # What it assembles (the set tests/test_transformers_suite.py was run on):
-#   1. a sparse checkout of COMMIT: tests/models/qwen2_5_omni, tests/generation, tests/exporters,
+#   1. a sparse checkout of COMMIT: tests/models/qwen2_5_omni, tests/models/qwen3_omni_moe, tests/generation, tests/exporters,
 #      tests/utils, tests/pipelines, the top-level tests/*.py and utils/test_module;
 #   2. over it, the top-level tests/*.py (test_modeling_common.py, ...) of the sdist of the installed
 #      transformers version, so the shared mixins match the library under test.
@@ -37,7 +37,7 @@ trap 'rm -rf "$work"' EXIT
 git -C "$work" init -q repo
 git -C "$work/repo" remote add origin "$url"
 git -C "$work/repo" sparse-checkout set --no-cone \
-    '/tests/*.py' '/tests/models/__init__.py' '/tests/models/qwen2_5_omni/' '/tests/generation/' \
+    '/tests/*.py' '/tests/models/__init__.py' '/tests/models/qwen2_5_omni/' '/tests/models/qwen3_omni_moe/' '/tests/generation/' \
     '/tests/exporters/' '/tests/utils/' '/tests/pipelines/' '/utils/test_module/'
 git -C "$work/repo" fetch -q --depth 1 --filter=blob:none origin "$commit"
 git -C "$work/repo" checkout -q FETCH_HEAD

@@ -183,7 +183,6 @@ def test_bfloat16_after_attach_and_selector_untouched(single) -> None:
         assert value.dtype == torch.float32 and torch.equal(value, before[key]), key
 
 
-
 @pytest.mark.parametrize("order", ["bf16 model, then attach", "attach, then model.to(bf16)"])
 @pytest.mark.parametrize("training", [False, True], ids=["eval selector", "fresh (training-mode) selector"])
 def test_fp32_selector_module_follows_a_bf16_model(single, order, training) -> None:
