@@ -227,13 +227,35 @@ def test_refused_paths(thinker, batch, selector) -> None:
         attach(thinker, CompressionConfig())
 
 
-def test_talker_speech_output_is_refused() -> None:
+def test_full_model_with_talker_is_refused_at_attach_by_name() -> None:
+    """A full model whose talker is loaded is refused before any hook goes on (not deep in the talker's
+    generate); without a talker, or through its thinker, it attaches and runs."""
     model = tiny.tiny_omni_model(enable_audio_output=True)
+    with pytest.raises(
+        RuntimeError, match=r"Qwen2_5OmniForConditionalGeneration\.talker .*model\.thinker.*disable_talker"
+    ):
+        attach(model, CompressionConfig(audio_drop=0.0))
+    assert not model.thinker._forward_pre_hooks and not model.thinker.model.language_model._forward_pre_hooks
+    attach(model.thinker, CompressionConfig(audio_drop=0.0)).remove()
+    model.disable_talker()
     with attach(model, CompressionConfig(audio_drop=0.0)):
         ids = torch.tensor([[tiny.IM_START_ID, 100, 101, tiny.IM_END_ID]])
-        with pytest.raises(RuntimeError, match="talker"):
+        model.enable_talker()  # a talker loaded after attach: the next call is refused, by name
+        with pytest.raises(RuntimeError, match=r"\.talker .*loaded"):
             model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), thinker_max_new_tokens=2,
                            talker_max_new_tokens=2)  # fmt: skip
+
+
+def test_qwen3_full_model_with_talker_is_refused_at_attach() -> None:
+    from omnisift.models.qwen3_omni_moe import fixtures as tiny3
+
+    model = tiny3.tiny_full_model()
+    attach(model, CompressionConfig(audio_drop=0.0)).remove()
+    model.talker = torch.nn.Linear(2, 2)  # stands for the 30B talker, which has no tiny config here
+    with pytest.raises(
+        RuntimeError, match=r"Qwen3OmniMoeForConditionalGeneration\.talker .*enable_audio_output"
+    ):
+        attach(model, CompressionConfig(audio_drop=0.0))
 
 
 @pytest.mark.parametrize(

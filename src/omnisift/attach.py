@@ -173,6 +173,9 @@ class CompressionHandle:
         return call
 
     def _on_thinker(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        refusal = _talker_refusal(self.adapter)
+        if refusal is not None:  # the talker was enabled after attach
+            raise RuntimeError(refusal)
         self._local.call = _Call(
             has_features=any(kwargs.get(name) is not None for name in _MEDIA_FEATURES),
             has_labels=kwargs.get("labels") is not None,
@@ -182,13 +185,6 @@ class CompressionHandle:
         call = self._call()
         call.input_ids = kwargs.get("input_ids", args[0] if args else None)
         call.has_features = call.has_features or any(kwargs.get(name) is not None for name in _MEDIA_FEATURES)
-
-    def _on_talker(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
-        raise RuntimeError(
-            "omnisift: speech output (the talker) is not supported with compression attached: the talker reads "
-            "the thinker's per-token hidden states, which compression shortens. Generate text with "
-            "model.generate(..., generation_mode='text') or model.thinker.generate(...), or remove() first."
-        )
 
     def _on_language_model(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
         call = self._call()
@@ -415,6 +411,22 @@ class CompressionHandle:
         return None
 
 
+def _talker_refusal(adapter: ModelAdapter) -> str | None:
+    """Why compression cannot serve this full model (its speech output is loaded), or None.
+
+    The full model's generate feeds the thinker's per-token hidden states and the uncompressed input ids to
+    the talker; compression shortens the former, so speech would fail deep inside the talker."""
+    model = adapter.model
+    if model is adapter.thinker or getattr(model, "talker", None) is None:
+        return None
+    return (
+        f"omnisift: {type(model).__name__}.talker (speech output) is loaded; compression shortens the thinker's "
+        "hidden states the talker reads. Attach to model.thinker and generate text with "
+        "model.thinker.generate(...), or drop the talker: model.disable_talker(), or load with "
+        "enable_audio_output=False."
+    )
+
+
 def _will_cache(module: nn.Module, kwargs: dict) -> bool:
     """Whether the language model will create a cache for this call (it does when use_cache, which
     defaults to its config's, is on)."""
@@ -458,6 +470,9 @@ def attach(model: nn.Module, config: CompressionConfig | None = None) -> Compres
     config = config or CompressionConfig()
     config.check()
     adapter = find_adapter(model)
+    refusal = _talker_refusal(adapter)
+    if refusal is not None:
+        raise RuntimeError(refusal)
     active = _ACTIVE.get(adapter.thinker)
     if active is not None and active() is not None:
         raise RuntimeError(
@@ -477,8 +492,6 @@ def attach(model: nn.Module, config: CompressionConfig | None = None) -> Compres
     handle._hooks.append(
         adapter.language_model.register_forward_pre_hook(handle._on_language_model, with_kwargs=True)
     )
-    if adapter.talker is not None:
-        handle._hooks.append(adapter.talker.register_forward_pre_hook(handle._on_talker, with_kwargs=True))
     _ACTIVE[adapter.thinker] = weakref.ref(handle)
     logger.debug("omnisift attached to %s: %s", type(model).__name__, config.to_dict())
     return handle
