@@ -42,3 +42,31 @@ def test_prefill_worker_drops_tokens_at_retain_below_one() -> None:
     assert full["stats"] is None and small["stats"]["retained"] < 0.3
     assert small["tokens_after"] < full["tokens_after"] == full["tokens_before"]
     assert len(small["decode_step_s"]) == 2
+
+
+def test_inner_suite_scales_seats_and_fastv_layers_to_the_slice() -> None:
+    from omnisift.benchmarking.inner import scaled_layers
+
+    assert scaled_layers(28) == {"drop_layers": [16, 18, 20], "late_layer": 23, "k": 2}
+    assert scaled_layers(8) == {"drop_layers": [4, 5, 6], "late_layer": 7, "k": 1}  # SEATS' 8-layer vector
+    assert scaled_layers(5) == {"drop_layers": [1, 2, 3], "late_layer": 4, "k": 1}
+    with pytest.raises(ValueError, match="at least 5 decoder layers"):
+        scaled_layers(4)
+
+
+@pytest.mark.slow
+def test_inner_suite_rows_carry_both_budgets(tmp_path) -> None:
+    from omnisift.benchmarking.inner import inner_suite
+    from omnisift.benchmarking.summary import inner
+
+    data = inner_suite(tmp_path, quick=True, layers=5)
+    rows = {(r["method"], r["retain"]): r for r in data["rows"]}
+    assert rows[("full", None)]["prefill_flops_ratio"] == 1.0
+    for retain in (0.35, 0.25, 0.10):
+        omni, seats, fastv = (rows[(m, retain)] for m in ("omnisift", "seats", "fastv-om"))
+        assert omni["input_kept"] == pytest.approx(omni["layer_avg_kept"])  # pre-LLM: kept at every layer
+        assert fastv["input_kept"] == 1.0 > fastv["layer_avg_kept"]
+        assert seats["input_kept"] > seats["layer_avg_kept"]
+        assert omni["layer_avg_kept_video"] == pytest.approx(seats["layer_avg_kept_video"], abs=0.08)
+        assert all(r["prefill_s"] > 0 and r["prefill_flops_ratio"] < 1 for r in (omni, seats, fastv))
+    assert "| seats | 0.25 |" in inner(data) and "drops [1, 2, 3]" in inner(data)

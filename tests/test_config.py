@@ -214,3 +214,24 @@ def test_commands_share_the_compression_flags(argv, capsys) -> None:
 def test_methods_lists_none(capsys) -> None:
     assert omnisift_main(["methods"]) == 0
     assert capsys.readouterr().out.split()[0] == "none"
+
+
+def test_lmms_model_args_take_inner_llm_methods_and_the_budget_reading() -> None:
+    args = {
+        "pretrained": "tiny",
+        "method": "seats",
+        "retain": 0.25,
+        "drop_layers": "[4,5,6]",
+        "late_layer": 7,
+    }
+    config = parse_model_args(args).compression()
+    assert config.method_name == "seats" and config.method.drop_layers == (4, 5, 6)
+    assert config.method.late_layer == 7 and config.retain == 0.25
+    fastv = parse_model_args(
+        {"pretrained": "tiny", "method": "fastv-om", "retain": 0.1, "k": 3}
+    ).compression()
+    assert fastv.method.k == 3
+    layer_avg = parse_model_args({"pretrained": "tiny", "retain": 0.25, "budget": "layer-avg"}).compression()
+    assert layer_avg.budget == "layer-avg"
+    with pytest.raises(ValueError, match="0.1, 0.15, 0.25, 0.35"):
+        parse_model_args({"pretrained": "tiny", "method": "seats", "retain": 0.3}).compression().check()

@@ -47,3 +47,23 @@ def test_default_answer_length_is_the_thinkers_own_limit():
     from omnisift.inputs import Protocol
 
     assert Protocol().max_new_tokens == 1024
+
+
+def test_eval_runs_inner_llm_methods_and_reports_both_budgets(question_files, media_root, tmp_path, capsys):
+    """fastv-om through the command line on the 2-layer tiny model (its drop before layer 1), and seats'
+    refusal of a depth it has no layer defaults for, naming the settings to give."""
+    import json
+
+    out = tmp_path / "runs"
+    base = ["eval", "--benchmark", "worldsense", "--media-root", str(media_root), "--model", "tiny"]
+    base += ["--questions", str(question_files["worldsense"]), "--out", str(out), "--limit", "2"]
+    base += ["--max-new-tokens", "2", "--no-progress", "--workers", "0", "--retain", "0.25"]
+    assert main([*base, "--method", "fastv-om", "--method-param", "k=1"]) == 0
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 0
+    assert "fastv-om retain 0.25" in capsys.readouterr().out
+    (run,) = json.loads((out / "report.json").read_text())
+    # FastV keeps every token at the input and drops inside the LLM: the two budgets differ
+    assert run["retained"] == 1.0 and run["layer_avg_kept"] < 1.0 and run["prefill_flops_ratio"] < 1.0
+    assert main([*base, "--method", "seats"]) != 0
+    assert "drop_layers" in capsys.readouterr().err

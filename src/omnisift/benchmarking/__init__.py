@@ -3,7 +3,7 @@
 Here "bench" means speed and memory; the question sets a model is scored on are "benchmarks" in
 `omnisift.evaluation.benchmarks` (docs/design.md#terms).
 
-Three suites, each writing JSON results and matplotlib PNG figures into ``--out`` (every figure shows
+Four suites, each writing JSON results and matplotlib PNG figures into ``--out`` (every figure shows
 quantities measured side by side in the same run, since timings on a shared CPU drift between runs):
 
 - ``selection`` (`selection`): `keep_mask` against the floor (the bare ``selector.v_proj`` matmul of the
@@ -24,9 +24,13 @@ quantities measured side by side in the same run, since timings on a shared CPU 
   model. Decode: greedy steps on the KV cache the prefill left (``lm_head`` on the last position only).
 - ``methods`` (`methods`): every registered method's selection time at the same budget (video_drop 0.7,
   audio_drop 0.3), next to the floor.
+- ``inner`` (`inner`, run only when named): prefill time and peak memory of omnisift (at
+  ``budget="layer-avg"``), seats and fastv-om at R = 0.35 / 0.25 / 0.10 on an 8-layer slice of the 7B
+  shape, each row with its input and layer-averaged kept fractions and relative prefill FLOPs (SEATS' and
+  FastV's layers scaled to the slice's depth, as the output says).
 
 Figures (`figures`) need the ``bench`` extra (matplotlib); `summary` renders the JSON results as the
-markdown tables of benchmarks/RESULTS.md. Run with ``omnisift bench --suite selection|prefill|methods|all
+markdown tables of benchmarks/RESULTS.md. Run with ``omnisift bench --suite selection|prefill|methods|inner|all
 --out DIR [--quick]`` or ``python -m omnisift.benchmarking ...``. Nothing here is imported by
 ``import omnisift``.
 """

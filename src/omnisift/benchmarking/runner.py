@@ -14,7 +14,8 @@ __all__ = ["SUITES", "run"]
 
 logger = logging.getLogger(__name__)
 
-SUITES = ("selection", "prefill", "methods")
+SUITES = ("selection", "prefill", "methods", "inner")
+"""`all` runs the first three; `inner` (minutes on a CPU) runs when named."""
 
 
 def run(
@@ -50,6 +51,7 @@ def run(
     fig = Path(figures) if figures is not None else out / "figures"
     results: dict[str, Any] = {}
     chosen = [name for name in ("selection", "methods", "prefill") if suite in (name, "all")]
+    chosen += ["inner"] if suite == "inner" else []
     progress = _Progress(chosen, quick)
     if suite in ("selection", "all"):
         from .selection import selection_suite
@@ -77,6 +79,13 @@ def run(
         results["prefill"] = prefill_suite(
             out, quick=quick, layers=layers, threads=threads, repeats=repeats, clips=clips, figures=fig
         )
+    if suite == "inner":
+        from .inner import inner_suite
+        from .summary import inner
+
+        progress.start("inner")
+        results["inner"] = inner_suite(out, quick=quick, layers=layers, repeats=repeats)
+        logger.info("inner suite:\n%s", inner(results["inner"]))
     progress.finish(out, fig)
     return results
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["summarize", "selection", "methods", "prefill", "machine"]
+__all__ = ["summarize", "selection", "methods", "prefill", "machine", "inner"]
 
 
 def _load(folder: Path, name: str) -> dict | None:
@@ -132,8 +132,43 @@ def prefill(data: dict) -> str:
 def summarize(folder: Path) -> str:
     """Every table whose JSON result is in `folder`, as one markdown section per suite."""
     parts = []
-    for name, render in (("selection", selection), ("methods", methods), ("prefill", prefill)):
+    for name, render in (
+        ("selection", selection),
+        ("methods", methods),
+        ("prefill", prefill),
+        ("inner", inner),
+    ):
         data = _load(folder, name)
         if data:
             parts.append(f"### {name}\n\n{render(data)}\n")
     return "\n".join(parts)
+
+
+def inner(data: dict) -> str:
+    """The inner suite's rows: prefill time and peak memory next to the three budgets of each run."""
+    setup = data["setup"]
+    lines = [
+        f"Machine: {machine(data)}.",
+        f"Model: {setup['model']}; {setup['dtype']}; clip {setup['clip_seconds']:g} s at "
+        f"{setup['tokens_per_grid']} tokens/grid; {setup['repeats']} repeat(s), fastest kept.",
+        setup["notes"],
+        "",
+        "| method | R | input kept (v / a) | layer-avg kept (v / a) | prefill FLOPs | prefill s | x full "
+        "| peak MB | x full |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in data["rows"]:
+        retain = "-" if r["retain"] is None else f"{r['retain']:.2f}"
+        if "input_kept_video" in r:
+            kept = (
+                f"{r['input_kept']:.3f} ({r['input_kept_video']:.2f} / {r['input_kept_audio']:.2f}) | "
+                f"{r['layer_avg_kept']:.3f} ({r['layer_avg_kept_video']:.2f} / {r['layer_avg_kept_audio']:.2f})"
+            )
+        else:
+            kept = "1.000 | 1.000"
+        peak = "-" if r["peak_vs_full"] is None else f"{r['peak_vs_full']:.2f}"
+        lines.append(
+            f"| {r['method']} | {retain} | {kept} | {r['prefill_flops_ratio']:.3f} | {r['prefill_s']:.2f} | "
+            f"{r['prefill_vs_full']:.2f} | {r['peak_mb']:.0f} | {peak} |"
+        )
+    return "\n".join(lines)
