@@ -23,6 +23,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "media",
             "media_check",
             "textfiles",
+            "weight_files",
             "testing",
             "testing.clips",
             "testing.hooks",

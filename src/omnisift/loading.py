@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from .models import ModelAdapter, adapter_for_checkpoint, adapter_for_tiny, tiny_names
+from .weight_files import check_checkpoint_folder
 
 __all__ = ["LoadedModel", "is_tiny", "load_model", "load_stock_model", "pick_device", "pick_dtype"]
 
@@ -99,6 +100,7 @@ def load_stock_model(path: str | Path, **from_pretrained_kwargs: Any) -> nn.Modu
     """
     path = Path(path)
     adapter = adapter_for_checkpoint(path)
+    check_checkpoint_folder(path)  # a bad weight file is named here, not by safetensors deep in transformers
     cls = adapter.stock_class_for(path)
     kwargs = dict(from_pretrained_kwargs)
     if cls.__name__ == adapter.full_class:

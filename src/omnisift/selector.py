@@ -19,6 +19,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from .ops import group_slots
+from .weight_files import unreadable_message
 
 __all__ = [
     "VisionGuidedAudioSelector",
@@ -148,20 +149,13 @@ def _expected_shapes(hidden_size: int, width: int = 512) -> dict[str, tuple[int,
     }
 
 
-_PICKLE_OR_ZIP = (b"\x80", b"PK")
-
-
 def _unreadable(file: Path, error: Exception) -> str:
-    size = file.stat().st_size if file.is_file() else -1
-    if size == 0:
-        what = "is empty (0 bytes)"
-    elif file.read_bytes()[:2].startswith(_PICKLE_OR_ZIP):
-        what = "is a pickle or torch.save file, which omnisift never loads (it could run code)"
-    else:
-        what = f"is not a readable safetensors file ({error}): it may be truncated or corrupt"
-    return (
-        f"selector file {file} {what}; pass a selector written by omnisift.save_selector / omnisift train "
-        "or the OmniSIFT checkpoint folder (download it again if it was cut short)."
+    return unreadable_message(
+        file,
+        error,
+        "selector file",
+        "pass a selector written by omnisift.save_selector / omnisift train or the OmniSIFT checkpoint folder "
+        "(download it again if it was cut short).",
     )
 
 
