@@ -11,19 +11,12 @@ from omnisift.methods.omnizip import AudioSaliencyRecorder, saliency_to_sequence
 from omnisift.models import find_adapter
 from omnisift.models.base import AudioAttention
 from omnisift.models.qwen2_5_omni import TOKEN_IDS
+from omnisift.testing.tiny_configs import tiny_audio_config
 
 
 def _encoder() -> Qwen2_5OmniAudioEncoder:
-    config = Qwen2_5OmniAudioEncoderConfig(
-        num_mel_bins=8,
-        encoder_layers=2,
-        encoder_attention_heads=2,
-        encoder_ffn_dim=32,
-        d_model=16,
-        output_dim=24,
-        n_window=10,
-        max_source_positions=200,
-    )
+    sizes = tiny_audio_config(24, num_mel_bins=8, encoder_layers=2, n_window=10, max_source_positions=200)
+    config = Qwen2_5OmniAudioEncoderConfig(**sizes)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         encoder = Qwen2_5OmniAudioEncoder(config).eval()

@@ -31,6 +31,7 @@ from transformers import (
 from ...inputs import Protocol, effective_protocol, encode_batch, load_video
 from ...media import Media, SamplingConfig
 from ...testing.processors import byte_level_tokenizer, greedy_by_default, omni_processor, quiet_transformers
+from ...testing.tiny_configs import seeded_model, tiny_audio_config, tiny_text_config, tiny_vision_config
 from .adapter import Qwen25OmniAdapter
 
 logger = logging.getLogger(__name__)
@@ -146,37 +147,16 @@ def tiny_thinker_config(
         raise ValueError(f"vocab_size must exceed the largest special id {VIDEO_ID}, got {vocab_size}")
     with quiet_transformers():
         config = Qwen2_5OmniThinkerConfig(
-            audio_config=dict(
-                num_mel_bins=128,
-                encoder_layers=1,
-                encoder_attention_heads=2,
-                encoder_ffn_dim=32,
-                d_model=16,
-                output_dim=hidden_size,
-                n_window=100,
-                max_source_positions=1500,
+            audio_config=tiny_audio_config(hidden_size, n_window=100),
+            vision_config=tiny_vision_config(
+                hidden_size, fullatt_block_indexes=[0], window_size=112, patch_size=14
             ),
-            vision_config=dict(
-                depth=1,
-                hidden_size=16,
-                intermediate_size=32,
-                num_heads=2,
-                out_hidden_size=hidden_size,
-                fullatt_block_indexes=[0],
-                window_size=112,
-                patch_size=14,
-                spatial_merge_size=2,
-                temporal_patch_size=2,
-            ),
-            text_config=dict(
+            text_config=tiny_text_config(
                 vocab_size=vocab_size,
                 hidden_size=hidden_size,
-                intermediate_size=2 * hidden_size,
-                num_hidden_layers=num_layers,
-                num_attention_heads=heads,
-                num_key_value_heads=kv_heads,
+                layers=num_layers,
+                heads=(heads, kv_heads),
                 rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [1, 1, 2]},
-                max_position_embeddings=32768,
                 pad_token_id=PAD_ID,
                 eos_token_id=IM_END_ID,
             ),
@@ -215,11 +195,7 @@ def tiny_thinker(
     Weights depend only on ``seed``; the global torch RNG is left untouched.
     """
     config = tiny_thinker_config(**config_kwargs)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = Qwen2_5OmniThinkerForConditionalGeneration._from_config(
-            config, attn_implementation=attn_implementation, dtype=torch.float32
-        )
+    model = seeded_model(Qwen2_5OmniThinkerForConditionalGeneration, config, seed, attn_implementation)
     _sharpen_attention(model.model.language_model)
     greedy_by_default(model, PAD_ID, IM_END_ID)
     return model.eval()
@@ -297,11 +273,7 @@ def tiny_omni_model(
         )
     # Sub-config objects may be copied during init; keep the undeclared field on the stored one.
     config.thinker_config.vision_start_token_id = VISION_BOS_ID
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = Qwen2_5OmniForConditionalGeneration._from_config(
-            config, attn_implementation=attn_implementation, dtype=torch.float32
-        )
+    model = seeded_model(Qwen2_5OmniForConditionalGeneration, config, seed, attn_implementation)
     _sharpen_attention(model.thinker.model.language_model)
     if enable_audio_output:
         model.token2wav.float()  # token2wav always runs in fp32 in the stock model

@@ -22,6 +22,7 @@ from transformers import (
 )
 
 from ...testing.processors import byte_level_tokenizer, greedy_by_default, omni_processor, quiet_transformers
+from ...testing.tiny_configs import seeded_model, tiny_audio_config, tiny_text_config, tiny_vision_config
 from ..qwen2_5_omni.fixtures import CHAT_TEMPLATE as _QWEN25_TEMPLATE
 from .adapter import TOKEN_IDS, Qwen3OmniMoeAdapter
 
@@ -96,40 +97,24 @@ def tiny_thinker_config(
     heads = hidden_size // HEAD_DIM
     with quiet_transformers():
         config = Qwen3OmniMoeThinkerConfig(
-            audio_config=dict(
-                num_mel_bins=128,
-                encoder_layers=1,
-                encoder_attention_heads=2,
-                encoder_ffn_dim=32,
-                d_model=16,
-                output_dim=hidden_size,
-                n_window=50,
-                n_window_infer=800,
-                downsample_hidden_size=8,
-                max_source_positions=1500,
+            audio_config=tiny_audio_config(
+                hidden_size, n_window=50, n_window_infer=800, downsample_hidden_size=8
             ),
-            vision_config=dict(
+            vision_config=tiny_vision_config(
+                hidden_size,
                 depth=2,
-                hidden_size=16,
-                intermediate_size=32,
-                num_heads=2,
-                out_hidden_size=hidden_size,
                 patch_size=16,
-                spatial_merge_size=2,
-                temporal_patch_size=2,
                 num_position_embeddings=64,
                 deepstack_visual_indexes=[0, 1],
             ),
-            text_config=dict(
+            text_config=tiny_text_config(
                 vocab_size=vocab_size,
                 hidden_size=hidden_size,
-                intermediate_size=2 * hidden_size,
+                layers=num_layers,
+                heads=(heads, heads),
                 moe_intermediate_size=hidden_size,
                 num_experts=4,
                 num_experts_per_tok=2,
-                num_hidden_layers=num_layers,
-                num_attention_heads=heads,
-                num_key_value_heads=heads,
                 head_dim=HEAD_DIM,
                 rope_parameters={
                     "rope_type": "default",
@@ -137,7 +122,6 @@ def tiny_thinker_config(
                     "mrope_section": [4, 2, 2],
                     "interleaved": True,
                 },
-                max_position_embeddings=32768,
                 pad_token_id=PAD_ID,
                 eos_token_id=IM_END_ID,
             ),
@@ -167,12 +151,9 @@ def tiny_thinker(
 ) -> Qwen3OmniMoeThinkerForConditionalGeneration:
     """A deterministic tiny thinker (eval mode, fp32); the global torch RNG is left untouched."""
     config = tiny_thinker_config(**config_kwargs)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = Qwen3OmniMoeThinkerForConditionalGeneration._from_config(
-            config, attn_implementation=attn_implementation, dtype=torch.float32
-        )
-        _make_informative(model)
+    model = seeded_model(
+        Qwen3OmniMoeThinkerForConditionalGeneration, config, seed, attn_implementation, then=_make_informative
+    )
     greedy_by_default(model, PAD_ID, IM_END_ID)
     return model.eval()
 
@@ -185,12 +166,13 @@ def tiny_full_model(seed: int = 0, attn_implementation: str = "sdpa") -> Qwen3Om
     config.thinker_config.vision_start_token_id = TOKEN_IDS.vision_bos
     config.thinker_config.vision_end_token_id = TOKEN_IDS.vision_eos
     config.thinker_config.audio_end_token_id = TOKEN_IDS.audio_eos
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = Qwen3OmniMoeForConditionalGeneration._from_config(
-            config, attn_implementation=attn_implementation, dtype=torch.float32
-        )
-        _make_informative(model.thinker)
+    model = seeded_model(
+        Qwen3OmniMoeForConditionalGeneration,
+        config,
+        seed,
+        attn_implementation,
+        then=lambda full: _make_informative(full.thinker),
+    )
     greedy_by_default(model.thinker, PAD_ID, IM_END_ID)
     return model.eval()
 
