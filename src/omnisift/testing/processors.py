@@ -11,7 +11,17 @@ from typing import Any
 from transformers import Qwen2Tokenizer
 from transformers.utils import logging as hf_logging
 
-__all__ = ["byte_level_tokenizer", "greedy_by_default", "omni_processor", "quiet_transformers"]
+__all__ = [
+    "CHAT_TOKEN_IDS",
+    "byte_level_tokenizer",
+    "greedy_by_default",
+    "omni_processor",
+    "quiet_transformers",
+    "special_tokens",
+]
+
+CHAT_TOKEN_IDS: dict[str, int] = {"<|endoftext|>": 151643, "<|im_start|>": 151644, "<|im_end|>": 151645}
+"""The chat tokens every Qwen omni family shares, with their ids in the real vocabularies."""
 
 
 @contextlib.contextmanager
@@ -44,6 +54,14 @@ def _bytes_to_unicode() -> dict[int, str]:
             extra += 1
     ordered = printable + [b for b in range(256) if b not in printable]
     return {b: table[b] for b in ordered}
+
+
+def special_tokens(named_tokens: dict[str, str], token_ids: Any) -> dict[str, int]:
+    """Every special token of a family's tiny tokenizer with its real id: the shared chat tokens, then each
+    media token of `named_tokens` (processor attribute `<field>_token` -> token text) with the id of
+    `token_ids.<field>` (the family's `TokenIds`)."""
+    media = {token: getattr(token_ids, attr.removesuffix("_token")) for attr, token in named_tokens.items()}
+    return {**CHAT_TOKEN_IDS, **media}
 
 
 def byte_level_tokenizer(special_tokens: dict[str, int], named_tokens: dict[str, str]) -> Qwen2Tokenizer:

@@ -30,36 +30,30 @@ from transformers import (
 
 from ...inputs import Protocol, effective_protocol, encode_batch, load_video
 from ...media import Media, SamplingConfig
-from ...testing.processors import byte_level_tokenizer, greedy_by_default, omni_processor, quiet_transformers
+from ...testing.processors import (
+    CHAT_TOKEN_IDS,
+    byte_level_tokenizer,
+    greedy_by_default,
+    omni_processor,
+    quiet_transformers,
+    special_tokens,
+)
 from ...testing.tiny_configs import seeded_model, tiny_audio_config, tiny_text_config, tiny_vision_config
-from .adapter import Qwen25OmniAdapter
+from .adapter import TOKEN_IDS, Qwen25OmniAdapter
 
 logger = logging.getLogger(__name__)
 
-# Real Qwen2.5-Omni token ids (tokenizer and thinker config agree on these).
-PAD_ID = 151643  # <|endoftext|>
-IM_START_ID = 151644
-IM_END_ID = 151645
-AUDIO_ID = 151646
-AUDIO_BOS_ID = 151647
-AUDIO_EOS_ID = 151648
-VISION_BOS_ID = 151652
-VISION_EOS_ID = 151653
-IMAGE_ID = 151655
-VIDEO_ID = 151656
-
-SPECIAL_TOKENS: dict[str, int] = {
-    "<|endoftext|>": PAD_ID,
-    "<|im_start|>": IM_START_ID,
-    "<|im_end|>": IM_END_ID,
-    "<|AUDIO|>": AUDIO_ID,
-    "<|audio_bos|>": AUDIO_BOS_ID,
-    "<|audio_eos|>": AUDIO_EOS_ID,
-    "<|vision_bos|>": VISION_BOS_ID,
-    "<|vision_eos|>": VISION_EOS_ID,
-    "<|IMAGE|>": IMAGE_ID,
-    "<|VIDEO|>": VIDEO_ID,
-}
+# Real Qwen2.5-Omni token ids (the adapter's `TOKEN_IDS`, tokenizer and thinker config agree on them).
+PAD_ID = CHAT_TOKEN_IDS["<|endoftext|>"]
+IM_START_ID = CHAT_TOKEN_IDS["<|im_start|>"]
+IM_END_ID = CHAT_TOKEN_IDS["<|im_end|>"]
+AUDIO_ID = TOKEN_IDS.audio
+AUDIO_BOS_ID = TOKEN_IDS.audio_bos
+AUDIO_EOS_ID = TOKEN_IDS.audio_eos
+VISION_BOS_ID = TOKEN_IDS.vision_bos
+VISION_EOS_ID = TOKEN_IDS.vision_eos
+IMAGE_ID = TOKEN_IDS.image
+VIDEO_ID = TOKEN_IDS.video
 
 # Attribute names the 5.23 processor reads from its tokenizer (``tokenizer.image_token`` etc.).
 _NAMED_MEDIA_TOKENS: dict[str, str] = {
@@ -71,6 +65,8 @@ _NAMED_MEDIA_TOKENS: dict[str, str] = {
     "audio_bos_token": "<|audio_bos|>",
     "audio_eos_token": "<|audio_eos|>",
 }
+
+SPECIAL_TOKENS: dict[str, int] = special_tokens(_NAMED_MEDIA_TOKENS, TOKEN_IDS)
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are Qwen, a virtual human developed by the Qwen Team, Alibaba Group, capable of perceiving "
@@ -203,17 +199,14 @@ def tiny_thinker(
 
 def _tiny_talker_config(hidden_size: int) -> dict[str, Any]:
     """Talker sized to the tiny thinker (its input projection reads thinker hidden states)."""
-    return dict(
+    return tiny_text_config(
         vocab_size=8448,
-        embedding_size=hidden_size,
         hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        layers=1,
+        heads=(4, 2),
+        embedding_size=hidden_size,
         head_dim=8,
         rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [1, 1, 2]},
-        max_position_embeddings=32768,
     )
 
 

@@ -21,7 +21,14 @@ from transformers import (
     Qwen3OmniMoeThinkerForConditionalGeneration,
 )
 
-from ...testing.processors import byte_level_tokenizer, greedy_by_default, omni_processor, quiet_transformers
+from ...testing.processors import (
+    CHAT_TOKEN_IDS,
+    byte_level_tokenizer,
+    greedy_by_default,
+    omni_processor,
+    quiet_transformers,
+    special_tokens,
+)
 from ...testing.tiny_configs import seeded_model, tiny_audio_config, tiny_text_config, tiny_vision_config
 from ..qwen2_5_omni.fixtures import CHAT_TEMPLATE as _QWEN25_TEMPLATE
 from .adapter import TOKEN_IDS, Qwen3OmniMoeAdapter
@@ -38,22 +45,9 @@ __all__ = [
     "tiny_processor",
 ]
 
-PAD_ID = 151643
-IM_START_ID = 151644
-IM_END_ID = 151645
-
-SPECIAL_TOKENS: dict[str, int] = {
-    "<|endoftext|>": PAD_ID,
-    "<|im_start|>": IM_START_ID,
-    "<|im_end|>": IM_END_ID,
-    "<|vision_start|>": TOKEN_IDS.vision_bos,
-    "<|vision_end|>": TOKEN_IDS.vision_eos,
-    "<|image_pad|>": TOKEN_IDS.image,
-    "<|video_pad|>": TOKEN_IDS.video,
-    "<|audio_start|>": TOKEN_IDS.audio_bos,
-    "<|audio_end|>": TOKEN_IDS.audio_eos,
-    "<|audio_pad|>": TOKEN_IDS.audio,
-}
+PAD_ID = CHAT_TOKEN_IDS["<|endoftext|>"]
+IM_START_ID = CHAT_TOKEN_IDS["<|im_start|>"]
+IM_END_ID = CHAT_TOKEN_IDS["<|im_end|>"]
 
 _NAMED_MEDIA_TOKENS: dict[str, str] = {
     "image_token": "<|image_pad|>",
@@ -64,6 +58,8 @@ _NAMED_MEDIA_TOKENS: dict[str, str] = {
     "audio_bos_token": "<|audio_start|>",
     "audio_eos_token": "<|audio_end|>",
 }
+
+SPECIAL_TOKENS: dict[str, int] = special_tokens(_NAMED_MEDIA_TOKENS, TOKEN_IDS)
 
 # The Qwen2.5-Omni fixture template with Qwen3-Omni's token names.
 CHAT_TEMPLATE = (
