@@ -27,6 +27,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "testing",
             "testing.clips",
             "testing.hooks",
+            "testing.tiny_configs",
         ),
     ),
     ("test processors", ("testing.processors",)),

@@ -1,15 +1,18 @@
-"""Reading the project's JSON Lines files (questions, training data, results) line by line, as UTF-8.
+"""Reading the project's JSON and JSON Lines files (questions, training data, results, run records) as UTF-8.
 
 Each line is decoded on its own, so a file that is binary or in another encoding (Latin-1, UTF-16) is
-refused with its path, the line and what to do, instead of a bare decode error from deep in a loop.
+refused with its path, the line and what to do, instead of a bare decode error from deep in a loop; every
+reader refuses a row that is not a JSON object the same way.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-__all__ = ["jsonl_lines"]
+__all__ = ["jsonl_lines", "jsonl_objects", "read_json_object"]
 
 
 def jsonl_lines(path: Path, what: str, error: type[Exception] = ValueError) -> Iterator[tuple[int, str]]:
@@ -35,3 +38,35 @@ def jsonl_lines(path: Path, what: str, error: type[Exception] = ValueError) -> I
                     "JSON Lines, one JSON object a line"
                 )
             yield number, line
+
+
+def jsonl_objects(path: Path, what: str, error: type[Exception]) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """(line number from 1, `path:line`, row) for each non-blank line of the `what` file at `path`; `error`
+    naming the line when a row is not valid JSON or not a JSON object (or the line not UTF-8 text)."""
+    for number, line in jsonl_lines(path, what, error):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise error(f"{where}: not valid JSON ({exc}); fix or remove that line") from exc
+        if not isinstance(row, dict):
+            raise error(
+                f"{where}: a row must be a JSON object, got {type(row).__name__}; fix or remove that line"
+            )
+        yield number, where, row
+
+
+def read_json_object(path: Path, error: type[Exception], remedy: str) -> dict[str, Any] | None:
+    """The JSON object in `path`, None when there is no such file; `error` (naming the file, then `remedy`)
+    when it is not valid JSON or not an object."""
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise error(f"{path} is not valid JSON ({exc}); {remedy}") from exc
+    if not isinstance(data, dict):
+        raise error(f"{path} is not a JSON object; {remedy}")
+    return data

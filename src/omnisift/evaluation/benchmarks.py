@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..media_check import MissingMediaError, describe_missing, missing_media
-from ..textfiles import jsonl_lines
+from ..textfiles import jsonl_objects
 
 __all__ = [
     "BENCHMARKS",
@@ -231,19 +231,7 @@ def load_benchmark(name: str, path: str | Path, media_root: str | Path | None = 
     root = Path(media_root) if media_root is not None else path.parent
     questions: list[Question] = []
     seen: dict[str, int] = {}
-    for number, line in jsonl_lines(path, "question file", QuestionFileError):
-        index = number - 1
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise QuestionFileError(f"{where}: not valid JSON ({exc}); fix or remove that line") from exc
-        if not isinstance(row, dict):
-            raise QuestionFileError(
-                f"{where}: a row must be a JSON object, got {type(row).__name__}; fix or remove that line"
-            )
+    for number, where, row in jsonl_objects(path, "question file", QuestionFileError):
         try:
             media, prompt, options, answer, categories = _parse_row(name, row)
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
@@ -271,7 +259,7 @@ def load_benchmark(name: str, path: str | Path, media_root: str | Path | None = 
                 answer=answer,
                 categories={k: str(v) for k, v in categories.items() if v not in (None, "")},
                 events=tuple(row.get("events", ())),
-                index=index,
+                index=number - 1,
             )
         )
     if not questions:

@@ -21,6 +21,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..textfiles import read_json_object
+
 __all__ = ["RunMetaMismatch", "claim_run", "describe", "file_sha256", "identity_hash", "read_meta"]
 
 logger = logging.getLogger(__name__)
@@ -70,19 +72,11 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
 
 def read_meta(bench_dir: Path) -> dict[str, Any] | None:
     """The recorded meta.json of a run folder, None if there is none; a clear error if unreadable."""
-    path = Path(bench_dir) / META_FILE
-    if not path.is_file():
-        return None
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RunMetaMismatch(
-            f"{path} is not valid JSON ({exc}); the run's configuration is unknown, so its rows cannot be "
-            "trusted: delete that run folder (or restore the file) and rerun"
-        ) from exc
-    if not isinstance(meta, dict):
-        raise RunMetaMismatch(f"{path} is not a JSON object; delete that run folder (or restore the file)")
-    return meta
+    remedy = (
+        "the run's configuration is unknown, so its rows cannot be trusted: delete that run folder (or restore "
+        "the file) and rerun"
+    )
+    return read_json_object(Path(bench_dir) / META_FILE, RunMetaMismatch, remedy)
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:

@@ -13,7 +13,6 @@ frame rate, the audio track interleaved) and the answer is appended after the as
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Iterator, Sequence
@@ -27,7 +26,7 @@ from torch.utils.data import Dataset, Sampler
 from ..inputs import Protocol, collate, encode, load_video
 from ..media import MediaError, configure_worker_threads
 from ..media_check import MissingMediaError, describe_missing, missing_media
-from ..textfiles import jsonl_lines
+from ..textfiles import jsonl_objects
 
 __all__ = [
     "IGNORE_INDEX",
@@ -98,16 +97,7 @@ def load_examples(path: str | Path, media_root: str | Path | None = None) -> lis
         raise FileNotFoundError(f"training data file {path} not found")
     root = Path(media_root) if media_root is not None else path.parent
     examples: list[Example] = []
-    for number, line in jsonl_lines(path, "training data file", DataError):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{where}: not valid JSON ({exc})") from exc
-        if not isinstance(row, dict):
-            raise DataError(f"{where}: a row must be a JSON object")
+    for number, where, row in jsonl_objects(path, "training data file", DataError):
         media = next((row[k] for k in MEDIA_FIELDS if isinstance(row.get(k), str) and row[k]), None)
         if media is None:
             raise DataError(f"{where}: no video path (one of the fields {', '.join(MEDIA_FIELDS)})")

@@ -51,6 +51,7 @@ from ..selector import (
     save_selector,
     source_selector,
 )
+from ..textfiles import read_json_object
 from .data import (
     ConversationDataset,
     DataError,
@@ -475,18 +476,7 @@ def _keep_log_until(out: Path, step: int) -> None:
 
 
 def _read_run_config(out: Path) -> dict[str, Any] | None:
-    path = out / CONFIG_FILE
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(
-            f"{path} is not valid JSON ({exc}); restore it, or start over with --overwrite"
-        ) from exc
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} is not a JSON object; restore it, or start over with --overwrite")
-    return data
+    return read_json_object(out / CONFIG_FILE, ValueError, "restore it, or start over with --overwrite")
 
 
 def _claim_out(out: Path, config: TrainConfig) -> None:
