@@ -18,7 +18,7 @@ from omnisift import (
     save_selector,
 )
 from omnisift.models.qwen2_5_omni import fixtures as tiny
-from omnisift.testing.clips import make_clip
+from omnisift.testing.clips import tone_clips
 from omnisift.testing.hooks import language_model_inputs
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -26,12 +26,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> list[Path]:
-    root = tmp_path_factory.mktemp("clips")
-    return [
-        make_clip(root / "a.mp4", 5.0, tone_hz=330),
-        make_clip(root / "b.mp4", 2.0, tone_hz=660),
-        make_clip(root / "c.mp4", 3.5, tone_hz=990),
-    ]
+    return tone_clips(tmp_path_factory.mktemp("clips"), [5.0, 2.0, 3.5])
 
 
 @pytest.fixture(scope="module")

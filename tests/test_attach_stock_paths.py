@@ -14,7 +14,7 @@ import torch
 
 from omnisift import CompressionConfig, VisionGuidedAudioSelector, attach
 from omnisift.models.qwen2_5_omni import fixtures as tiny
-from omnisift.testing.clips import make_clip
+from omnisift.testing.clips import tone_clips
 
 attach_module = importlib.import_module("omnisift.attach")
 
@@ -26,11 +26,7 @@ VIDEO_HALF = dict(video_drop=0.5, audio_drop=0.0)
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> list[Path]:
-    root = tmp_path_factory.mktemp("clips")
-    return [
-        make_clip(root / "a.mp4", 4.0, tone_hz=330),
-        make_clip(root / "b.mp4", 2.0, tone_hz=660),
-    ]
+    return tone_clips(tmp_path_factory.mktemp("clips"), [4.0, 2.0])
 
 
 @pytest.fixture(scope="module")
@@ -204,6 +200,15 @@ def test_fp32_selector_module_follows_a_bf16_model(single, order, training) -> N
     handle.remove()
 
 
+def _assert_runs_like_stock(thinker, runs, settings: dict) -> None:
+    """Every output of `runs()` with compression attached equals the stock model's, bit for bit."""
+    stock = runs()
+    with attach(thinker, CompressionConfig(**settings)):
+        attached = runs()
+    for want, got in zip(stock, attached, strict=True):
+        assert torch.equal(got, want)
+
+
 # 5. needless refusals are gone -----------------------------------------------------------------------
 
 
@@ -221,11 +226,7 @@ def test_text_only_paths_run_like_stock(thinker, text) -> None:
                 thinker.generate(**text, max_new_tokens=3, cache_implementation="static"),  # static cache
             ]
 
-    stock = runs()
-    with attach(thinker, CompressionConfig(**VIDEO_HALF)):
-        attached = runs()
-    for want, got in zip(stock, attached):
-        assert torch.equal(got, want)
+    _assert_runs_like_stock(thinker, runs, VIDEO_HALF)
 
 
 def test_zero_drop_media_paths_run_like_stock(thinker, single) -> None:
@@ -238,11 +239,7 @@ def test_zero_drop_media_paths_run_like_stock(thinker, single) -> None:
             _greedy(thinker, single, n=3, cache_implementation="static"),
         ]
 
-    stock = runs()
-    with attach(thinker, CompressionConfig(**ZERO)):
-        attached = runs()
-    for want, got in zip(stock, attached):
-        assert torch.equal(got, want)
+    _assert_runs_like_stock(thinker, runs, ZERO)
 
 
 def test_zero_drop_compiled_decoding_has_no_graph_break(thinker, single) -> None:

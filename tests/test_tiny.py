@@ -27,6 +27,18 @@ def clips(tmp_path_factory):
     }
 
 
+def _rope_index(thinker, inputs) -> tuple[torch.Tensor, torch.Tensor]:
+    """The stock positions and rope deltas of processor inputs with the audio interleaved in the video."""
+    return thinker.model.get_rope_index(
+        inputs["input_ids"],
+        video_grid_thw=inputs["video_grid_thw"],
+        attention_mask=inputs["attention_mask"],
+        use_audio_in_video=True,
+        audio_seqlens=inputs["feature_attention_mask"].sum(-1),
+        second_per_grids=inputs["video_second_per_grid"],
+    )
+
+
 def _media_span(ids: torch.Tensor) -> tuple[int, int]:
     """Index of <vision_bos> and of <vision_eos> in one row of input ids."""
     row = ids.tolist()
@@ -174,14 +186,7 @@ def test_interleaved_layout_and_positions(processor, thinker, clips):
     ]
     assert _runs(media) == _expected_media_runs(inputs["video_grid_thw"][0], 1.1, n_audio)
 
-    pos, deltas = thinker.model.get_rope_index(
-        inputs["input_ids"],
-        video_grid_thw=inputs["video_grid_thw"],
-        attention_mask=inputs["attention_mask"],
-        use_audio_in_video=True,
-        audio_seqlens=inputs["feature_attention_mask"].sum(-1),
-        second_per_grids=inputs["video_second_per_grid"],
-    )
+    pos, deltas = _rope_index(thinker, inputs)
     t = pos[0, 0]
     assert t[bos] == t[bos + 1] and torch.equal(pos[:, 0, bos], pos[:, 0, bos + 1])
     start = int(t[bos]) + 1
@@ -241,14 +246,7 @@ def test_mixed_sampling_rates_use_real_fps(processor, thinker, clips):
     assert _runs(ids[bos + 2 : eos - 1].tolist()) == _expected_media_runs(
         inputs["video_grid_thw"][0], 2 * 19 / 12, n_audio
     )
-    pos, _ = thinker.model.get_rope_index(
-        inputs["input_ids"],
-        video_grid_thw=inputs["video_grid_thw"],
-        attention_mask=inputs["attention_mask"],
-        use_audio_in_video=True,
-        audio_seqlens=inputs["feature_attention_mask"].sum(-1),
-        second_per_grids=inputs["video_second_per_grid"],
-    )
+    pos, _ = _rope_index(thinker, inputs)
     start = int(pos[0, 0, bos]) + 1
     video_t = pos[0, 0][ids == tiny.VIDEO_ID] - start
     assert sorted(set(video_t.tolist())) == [0, 79]  # the second pair starts at frame 13: 3.25 s

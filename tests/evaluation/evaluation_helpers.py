@@ -41,81 +41,76 @@ def _question(i: int, marker: str) -> str:
     return f"Question {i}: what is shown? [[{marker}]]"
 
 
+def _dailyomni_row(i: int, vid: str, answer: str, q: str) -> dict:
+    vid = vid if vid != "c" else "a"  # Daily-Omni clips live in <id>/<id>_video.mp4 (a and b only)
+    return {
+        "Question": q,
+        "Choice": [f"{LETTERS[k]}. {t}" for k, t in enumerate(OPTIONS)],
+        "Answer": answer,
+        "video_id": vid if vid != "corrupt" else "missing_dir",
+        "Type": ["Event Sequence", "Reasoning"][i % 2],
+        "video_category": "Sports",
+        "video_duration": ["30s", "60s"][i % 2],
+        "prompt": _prompt(q, OPTIONS),
+    }
+
+
+def _worldsense_row(i: int, vid: str, answer: str, q: str) -> dict:
+    return {
+        "video_path": f"{vid}.mp4",
+        "duration": "60s",
+        "domain": ["Music", "Sports"][i % 2],
+        "question": _options_text(q, OPTIONS),
+        "answer": answer,
+        "prompt": _prompt(q, OPTIONS),
+    }
+
+
+def _videomme_row(i: int, vid: str, answer: str, q: str) -> dict:
+    return {
+        "video_id": vid,
+        "video_path": f"{vid}.mp4",
+        "duration": ["short", "medium", "long"][i % 3],
+        "domain": "Knowledge",
+        "task_type": ["Counting Problem", "OCR Problems"][i % 2],
+        "sub_category": "Humanity & History",
+        "answer": answer,
+        "prompt": _prompt(q, OPTIONS),
+    }
+
+
+def _omnivideobench_row(i: int, vid: str, answer: str, q: str) -> dict:
+    sep = "." if i % 2 else " "  # OmniVideoBench mixes "A.text" and "A text"
+    return {
+        "dataset": "OmniVideoBench",
+        "videos": f"{vid}.mp4",
+        "video_type": "Vlog",
+        "duration": "00:03",
+        "question_type": ["counting", "causal reasoning"][i % 2],
+        "audio_type": "Speech",
+        "conversations": [
+            {"from": "human", "value": _options_text(q, OPTIONS, sep=sep) + "\n"},
+            {"from": "gpt", "value": answer},
+        ],
+    }
+
+
+MC_ROWS = {
+    "dailyomni": _dailyomni_row,
+    "worldsense": _worldsense_row,
+    "videomme": _videomme_row,
+    "omnivideobench": _omnivideobench_row,
+}
+"""Each multiple-choice benchmark's row layout: `row(index, video, answer, question)`."""
+
+
 def write_questions(root: Path, media_root: Path) -> dict[str, Path]:
     """A small question file per benchmark in that benchmark's own layout."""
     root.mkdir(parents=True, exist_ok=True)
     files = {}
-
-    rows = []
-    for i, (vid, answer, marker) in enumerate(MC_ITEMS):
-        q = _question(i, marker)
-        vid = vid if vid != "c" else "a"  # Daily-Omni clips live in <id>/<id>_video.mp4 (a and b only)
-        video_id = vid if vid != "corrupt" else "missing_dir"
-        rows.append(
-            {
-                "Question": q,
-                "Choice": [f"{LETTERS[k]}. {t}" for k, t in enumerate(OPTIONS)],
-                "Answer": answer,
-                "video_id": video_id,
-                "Type": ["Event Sequence", "Reasoning"][i % 2],
-                "video_category": "Sports",
-                "video_duration": ["30s", "60s"][i % 2],
-                "prompt": _prompt(q, OPTIONS),
-            }
-        )
-    files["dailyomni"] = _dump(root / "dailyomni.jsonl", rows)
-
-    rows = []
-    for i, (vid, answer, marker) in enumerate(MC_ITEMS):
-        q = _question(i, marker)
-        rows.append(
-            {
-                "video_path": f"{vid}.mp4",
-                "duration": "60s",
-                "domain": ["Music", "Sports"][i % 2],
-                "question": _options_text(q, OPTIONS),
-                "answer": answer,
-                "prompt": _prompt(q, OPTIONS),
-            }
-        )
-    files["worldsense"] = _dump(root / "worldsense.jsonl", rows)
-
-    rows = []
-    for i, (vid, answer, marker) in enumerate(MC_ITEMS):
-        q = _question(i, marker)
-        rows.append(
-            {
-                "video_id": vid,
-                "video_path": f"{vid}.mp4",
-                "duration": ["short", "medium", "long"][i % 3],
-                "domain": "Knowledge",
-                "task_type": ["Counting Problem", "OCR Problems"][i % 2],
-                "sub_category": "Humanity & History",
-                "answer": answer,
-                "prompt": _prompt(q, OPTIONS),
-            }
-        )
-    files["videomme"] = _dump(root / "videomme.jsonl", rows)
-
-    rows = []
-    for i, (vid, answer, marker) in enumerate(MC_ITEMS):
-        q = _question(i, marker)
-        sep = "." if i % 2 else " "  # OmniVideoBench mixes "A.text" and "A text"
-        rows.append(
-            {
-                "dataset": "OmniVideoBench",
-                "videos": f"{vid}.mp4",
-                "video_type": "Vlog",
-                "duration": "00:03",
-                "question_type": ["counting", "causal reasoning"][i % 2],
-                "audio_type": "Speech",
-                "conversations": [
-                    {"from": "human", "value": _options_text(q, OPTIONS, sep=sep) + "\n"},
-                    {"from": "gpt", "value": answer},
-                ],
-            }
-        )
-    files["omnivideobench"] = _dump(root / "omnivideobench.jsonl", rows)
+    for benchmark, row in MC_ROWS.items():
+        rows = [row(i, vid, answer, _question(i, marker)) for i, (vid, answer, marker) in enumerate(MC_ITEMS)]
+        files[benchmark] = _dump(root / f"{benchmark}.jsonl", rows)
 
     rows = []
     for i, vid in enumerate(["a", "b", "corrupt"]):

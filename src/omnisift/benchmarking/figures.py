@@ -17,6 +17,13 @@ def _plt():
     return require("matplotlib.pyplot", "bench")
 
 
+def _save(plt, fig, path: Path) -> None:
+    """Write one figure at the benchmarks' resolution and free it."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def _plain_log_ticks(axis) -> None:
     """Log axis with plain numbers (10, 20, 50, ...) instead of 2x10^1 style labels."""
     from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
@@ -65,9 +72,7 @@ def plot_selection(result: dict[str, Any], folder: Path) -> None:
             ax.grid(True, which="both", alpha=0.3)
             ax.legend(fontsize=8)
     fig.suptitle(f"Selection time vs clip length (hidden {result['setup']['hidden']}, CPU, 2 threads)")
-    fig.tight_layout()
-    fig.savefig(folder / "selection_scaling.png", dpi=110)
-    plt.close(fig)
+    _save(plt, fig, folder / "selection_scaling.png")
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for per_grid in grid_sizes:
@@ -92,9 +97,7 @@ def plot_selection(result: dict[str, Any], folder: Path) -> None:
         ax.set_xlabel("2-second chunks")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(folder / "selection_ratios.png", dpi=110)
-    plt.close(fig)
+    _save(plt, fig, folder / "selection_ratios.png")
 
 
 def plot_methods(result: dict[str, Any], folder: Path) -> None:
@@ -118,9 +121,7 @@ def plot_methods(result: dict[str, Any], folder: Path) -> None:
         ax.invert_yaxis()
     title = "Selection time of every registered method at video_drop 0.7 / audio_drop 0.3"
     fig.suptitle(title if len(tables) > 1 else title.replace(" at ", "\nat "))
-    fig.tight_layout()
-    fig.savefig(folder / "methods_selection.png", dpi=110)
-    plt.close(fig)
+    _save(plt, fig, folder / "methods_selection.png")
 
 
 def plot_prefill(result: dict[str, Any], folder: Path) -> None:
@@ -155,9 +156,7 @@ def plot_prefill(result: dict[str, Any], folder: Path) -> None:
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle("Prefill of a Qwen2.5-Omni-7B-shaped thinker slice (CPU, bf16, 252 tokens/grid)")
-    fig.tight_layout()
-    fig.savefig(folder / "prefill.png", dpi=110)
-    plt.close(fig)
+    _save(plt, fig, folder / "prefill.png")
 
 
 def replot(out: str | Path, figures: str | Path | None = None) -> list[Path]:

@@ -1,6 +1,7 @@
 """Generated media for tests, demos and benchmarks (no downloads): every clip writer in one place.
 
-- `make_clip`: moving frames and a tone whose pitch steps each second (chunks differ), any length.
+- `make_clip`: moving frames and a tone whose pitch steps each second (chunks differ), any length;
+  `tone_clips` writes a batch of them told apart by length and pitch.
 - `write_clip`: frames that say which source frame they are (band k's gray level encodes base-16 digit k
   of the index, 15 levels apart, so the index survives H.264 and any resize); `read_indices` reads them
   back, for checking which frames a reader picked. Audio layouts mono to 5.1, several streams.
@@ -15,7 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["make_clip", "write_clip", "read_indices", "written_audio", "write_silent_clip", "frame_image"]
+__all__ = [
+    "make_clip",
+    "tone_clips",
+    "write_clip",
+    "read_indices",
+    "written_audio",
+    "write_silent_clip",
+    "frame_image",
+]
 
 DIGITS = 4  # up to 65,536 frames: 400 s at 60 fps fits
 RATE = 16000
@@ -98,19 +107,27 @@ def write_clip(
         for k, (stream, layout) in enumerate(zip(audios, audio_layouts, strict=True)):
             channels = av.AudioLayout(layout).nb_channels
             signal = np.stack([channel_signal(c + 3 * k, total, audio_rate) for c in range(channels)])
-            step = stream.codec_context.frame_size or 1024
             fmt = "s16p" if audio_codec.startswith("pcm") else "fltp"
-            for start in range(0, total, step):
-                chunk = signal[:, start : start + step]
-                if fmt == "s16p":
-                    chunk = np.round(chunk * 32767).astype(np.int16)
-                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format=fmt, layout=layout)
-                frame.sample_rate = audio_rate
-                frame.pts = start
-                frame.time_base = Fraction(1, audio_rate)
-                container.mux(stream.encode(frame))
-            container.mux(stream.encode(None))
+            _mux_audio(container, stream, signal, layout, fmt, audio_rate)
     return path
+
+
+def _mux_audio(container, stream, signal: np.ndarray, layout: str, fmt: str, rate: int) -> None:
+    """Encode `signal` (float [channels, samples]) into `stream` in codec-sized frames, then flush it;
+    "s16p" scales to int16, "fltp" writes the floats."""
+    import av
+
+    step = stream.codec_context.frame_size or 1024
+    for start in range(0, signal.shape[1], step):
+        chunk = signal[:, start : start + step]
+        if fmt == "s16p":
+            chunk = np.round(chunk * 32767).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format=fmt, layout=layout)
+        frame.sample_rate = rate
+        frame.pts = start
+        frame.time_base = Fraction(1, rate)
+        container.mux(stream.encode(frame))
+    container.mux(stream.encode(None))
 
 
 def written_audio(layout: str, seconds: float, stream: int = 0, rate: int = RATE) -> np.ndarray:
@@ -188,16 +205,17 @@ def make_clip(
             container.mux(vstream.encode(frame))
         container.mux(vstream.encode(None))
 
-        step = astream.codec_context.frame_size or 1024
-        for start in range(0, len(audio), step):
-            chunk = audio[start : start + step]
-            aframe = av.AudioFrame.from_ndarray(chunk[None, :], format="fltp", layout="mono")
-            aframe.sample_rate = sample_rate
-            aframe.pts = start
-            aframe.time_base = Fraction(1, sample_rate)
-            container.mux(astream.encode(aframe))
-        container.mux(astream.encode(None))
+        _mux_audio(container, astream, audio[None, :], "mono", "fltp", sample_rate)
     return path
+
+
+def tone_clips(folder: Path, seconds: Sequence[float]) -> list[Path]:
+    """`make_clip` clips a.mp4, b.mp4, ... of the given lengths in `folder`; clip k's tone is 330 * (k + 1) Hz,
+    so samples of one batch differ in sound as well as length."""
+    return [
+        make_clip(folder / f"{chr(ord('a') + k)}.mp4", length, tone_hz=330 * (k + 1))
+        for k, length in enumerate(seconds)
+    ]
 
 
 def write_silent_clip(path: Path, seconds: float, fps: int = 4, size: int = 64) -> Path:
