@@ -1,6 +1,11 @@
 """Every registered model family through the same checks (like the method matrix in tests/methods): a new
 family is tested by registering its adapter (with a tiny fixture) in `omnisift.models.ADAPTERS`.
 
+Layout against the family's `get_rope_index`, keep-mask parity with the literal reference, zero-drop bit
+identity, compressed prefill against a hand-built compact call, generate against a manual decode, batch
+invariance, per-visual-token features (DeepStack) cut with the tokens, and every pre-LLM method through
+`attach` and `generate` at OmniSIFT's budget.
+
 Inputs are real generated clips through the family's tiny processor (`omnisift.inputs.prepare_inputs`), so
 the positions are the family's own `get_rope_index` (captured where the language model receives them).
 """
@@ -14,9 +19,11 @@ import pytest
 import torch
 from transformers import DynamicCache
 
-from omnisift import CompressionConfig, VisionGuidedAudioSelector, attach, keep_mask, load_model
+from omnisift import CompressionConfig, attach, keep_mask, load_model
+from omnisift.inner import InnerLLMMethod
 from omnisift.inputs import prepare_inputs
 from omnisift.layout import build_layout
+from omnisift.methods import METHODS, available_methods, shortcuts_for
 from omnisift.models import ADAPTERS, ModelAdapter, find_adapter
 from omnisift.testing.clips import make_clip
 from omnisift.testing.hooks import language_model_inputs
@@ -46,15 +53,6 @@ class Family:
         return find_adapter(self.thinker).token_ids
 
 
-def _selector(hidden: int) -> VisionGuidedAudioSelector:
-    gen = torch.Generator().manual_seed(1)
-    selector = VisionGuidedAudioSelector(hidden).eval()
-    with torch.no_grad():
-        for p in selector.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
-    return selector
-
-
 def _model_inputs(batch) -> dict[str, Any]:
     """`prepare_inputs`' batch without its flag (the tests pass use_audio_in_video=True themselves)."""
     out = dict(batch)
@@ -63,13 +61,13 @@ def _model_inputs(batch) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module", params=ADAPTERS, ids=lambda a: a.family)
-def family(request, tmp_path_factory) -> Family:
+def family(request, tmp_path_factory, spread_selector) -> Family:
     adapter = request.param
     loaded = load_model(adapter.tiny_names[0])
     root = tmp_path_factory.mktemp(adapter.family)
     clips = [make_clip(root / f"{i}.mp4", s, fps=f, tone_hz=t) for i, (s, f, t) in enumerate(CLIPS)]
     inputs = _model_inputs(prepare_inputs(loaded, clips, PROMPTS))
-    selector = _selector(loaded.thinker.config.text_config.hidden_size)
+    selector = spread_selector(loaded.thinker.config.text_config.hidden_size)
     return Family(adapter, loaded, selector, clips, inputs, language_model_inputs(loaded.thinker, inputs))
 
 
@@ -233,3 +231,65 @@ def test_each_sample_alone_equals_the_batch(family) -> None:
             alone = _model_inputs(prepare_inputs(family.loaded, clip, prompt))
             assert torch.equal(greedy(thinker, alone)[0], together[i]), i
             assert handle.last_stats[0] == stats[i]
+
+
+def test_misplaced_deepstack_features_change_the_output(family) -> None:
+    """For a family whose language model takes per-visual-token features (DeepStack), the compact-call test
+    would fail if they were left unfiltered: misaligned features move the logits, and attach fails without
+    the adapter's filter."""
+    seen, keep = family.seen, _keep(family)
+    visual = seen.get("visual_pos_masks")
+    if visual is None:
+        pytest.skip(f"{family.adapter.family} has no per-visual-token features")
+    assert not keep[visual].all() and keep[visual].any()
+    call = compact_by_hand(seen, keep)
+    want = run_lm(family.thinker, call)
+    count = call["deepstack_visual_embeds"][0].shape[0]
+    shifted = dict(call, deepstack_visual_embeds=[f[:count] for f in seen["deepstack_visual_embeds"]])
+    wrong = run_lm(family.thinker, shifted)
+    valid = call["attention_mask"].bool()
+    assert (wrong[valid] - want[valid]).abs().max() > 1e-3
+    with attach(family.thinker, CompressionConfig(selector=family.selector, **CONFIG)) as handle:
+        handle.adapter.filter_inputs = lambda kwargs, keep, source: None  # features left unfiltered
+        with pytest.raises((RuntimeError, IndexError)):
+            with torch.no_grad():
+                family.thinker(**family.inputs, use_audio_in_video=True)
+
+
+BUDGET = dict(video_drop=0.6, audio_drop=0.3)
+PRE_LLM_METHODS = [m for m in available_methods() if not issubclass(METHODS[m], InnerLLMMethod)]
+
+
+@pytest.fixture(scope="module")
+def omnisift_kept(family) -> list[tuple[int, int]]:
+    """(video, audio) tokens OmniSIFT keeps per sample at `BUDGET`: the budget every method must meet."""
+    with attach(family.thinker, CompressionConfig(selector=family.selector, **BUDGET)) as handle:
+        with torch.no_grad():
+            family.thinker(**family.inputs, use_audio_in_video=True)
+    return [(s.video_after, s.audio_after) for s in handle.last_stats]
+
+
+@pytest.mark.parametrize("method", PRE_LLM_METHODS)  # inner-LLM methods have their own budget: tests/inner
+def test_every_method_generates_at_omnisift_budget(family, omnisift_kept, method: str) -> None:
+    thinker, inputs = family.thinker, family.inputs
+    config = CompressionConfig(
+        method=method, **BUDGET, **shortcuts_for(method, selector=family.selector, seed=3)
+    )
+    with attach(thinker, config) as handle:
+        with torch.no_grad():
+            out = thinker.generate(**inputs, use_audio_in_video=True, max_new_tokens=3, do_sample=False)
+        stats = handle.last_stats
+    assert out.shape[1] == inputs["input_ids"].shape[1] + 3
+    assert [(s.video_after, s.audio_after) for s in stats] == omnisift_kept, method
+    assert all(s.length_after < s.length_before for s in stats), method
+
+
+def test_omnizip_reads_the_audio_encoder_attention(family, caplog) -> None:
+    config = CompressionConfig(method="omnizip", **BUDGET)
+    with caplog.at_level("INFO"), attach(family.thinker, config) as handle:
+        with torch.no_grad():
+            family.thinker(**family.inputs, use_audio_in_video=True)
+        recorder = handle.method._recorder
+        assert recorder is not None and recorder.scores is None  # consumed
+    assert handle.method._recorder is None  # released by remove()
+    assert "proxy" not in caplog.text

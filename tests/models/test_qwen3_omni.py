@@ -1,6 +1,9 @@
-"""Qwen3-Omni-MoE: layout, selection parity, attach and DeepStack filtering on a tiny random model.
+"""Qwen3-Omni-MoE beyond the family matrix (tests/models/test_family_matrix.py runs every registered family
+through layout, selection parity, attach, decode and DeepStack filtering on generated clips): the synthetic
+layout builder against the stock `get_rope_index` and processor, selection parity on random layouts, the
+full model, loading, evaluation and training.
 
-Inputs are synthetic token layouts (`models.qwen3_omni_moe.synthetic`) with random pixels and mel
+Inputs here are synthetic token layouts (`models.qwen3_omni_moe.synthetic`) with random pixels and mel
 features, run through the stock thinker, so the encoders, `get_rope_index` and DeepStack are the model's.
 """
 
@@ -10,18 +13,16 @@ import random
 
 import pytest
 import torch
-from transformers import DynamicCache
 
 from omnisift import CompressionConfig, VisionGuidedAudioSelector, attach, keep_mask
-from omnisift.inner import InnerLLMMethod
 from omnisift.layout import build_layout
 from omnisift.loading import load_model
-from omnisift.methods import METHODS, available_methods, takes_setting
 from omnisift.models import find_adapter
 from omnisift.models.qwen3_omni_moe import TOKEN_IDS, Qwen3OmniMoeAdapter
 from omnisift.models.qwen3_omni_moe import fixtures as tiny
 from omnisift.models.qwen3_omni_moe import synthetic as S
 from omnisift.testing.hooks import language_model_inputs
+from omnisift.testing.reference import literal_keep_mask
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -35,13 +36,8 @@ def thinker():
 
 
 @pytest.fixture(scope="module")
-def selector():
-    gen = torch.Generator().manual_seed(1)
-    sel = VisionGuidedAudioSelector(HIDDEN).eval()
-    with torch.no_grad():
-        for p in sel.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
-    return sel
+def selector(spread_selector):
+    return spread_selector(HIDDEN)
 
 
 def model_inputs(samples: list[list[S.Segment]], seed: int = 0) -> dict:
@@ -110,32 +106,6 @@ def reference_groups(ids: list[int], ts: list[float]) -> list[tuple[list[list[in
             audio = [k for k in run if ids[k] == TOKEN_IDS.audio and t0 <= ts[k] < t1]
             out.append((grids[2 * g : 2 * g + 2], audio))
     return out
-
-
-def reference_keep(embeds, ids, ts, selector, video_drop, audio_drop) -> torch.Tensor:
-    keep = torch.ones(len(ids), dtype=torch.bool)
-    e = embeds.double()
-    for grids, audio in reference_groups(ids, ts):
-        first = grids[0]
-        k = int(len(first) * video_drop)
-        f1 = e[first]
-        sim = torch.nn.functional.cosine_similarity(f1, f1.mean(0, keepdim=True), dim=-1)
-        for r in sim.argsort(descending=True)[:k].tolist():
-            keep[first[r]] = False
-        if len(grids) == 2 and len(grids[1]) == len(first):
-            second = grids[1]
-            sim2 = torch.nn.functional.cosine_similarity(e[second], f1, dim=-1)
-            for r in sim2.argsort(descending=True)[:k].tolist():
-                keep[second[r]] = False
-        anchors = [x for g in grids for x in g if keep[x]]
-        if anchors and len(audio) > 1:
-            n_keep = len(audio) - int(len(audio) * audio_drop)
-            if n_keep > 0:
-                with torch.no_grad():
-                    scores = selector(embeds[anchors].unsqueeze(0), embeds[audio].unsqueeze(0))[0].reshape(-1)
-                for r in scores.argsort(descending=True)[n_keep:].tolist():
-                    keep[audio[r]] = False
-    return keep
 
 
 def random_sample(rng: random.Random) -> list[S.Segment]:
@@ -221,36 +191,29 @@ def test_keep_mask_matches_literal_reference(selector, seed) -> None:
     samples = [random_sample(rng) for _ in range(4)]
     batch = S.build_batch(samples, HIDDEN, seed=seed)
     video_drop, audio_drop = rng.choice([0.7, 0.5, 0.29]), rng.choice([0.3, 0.5])
+    settings = dict(selector=selector, video_drop=video_drop, audio_drop=audio_drop, token_ids=TOKEN_IDS)
     keep = keep_mask(
         batch.inputs_embeds,
         batch.input_ids,
         batch.position_ids,
-        selector=selector,
-        video_drop=video_drop,
-        audio_drop=audio_drop,
         attention_mask=batch.attention_mask,
-        token_ids=TOKEN_IDS,
+        **settings,
     )
     for b in range(len(samples)):
         valid = batch.attention_mask[b].bool()
-        ids = batch.input_ids[b][valid].tolist()
-        ts = batch.position_ids[0, b][valid].tolist()
-        want = reference_keep(batch.inputs_embeds[b][valid], ids, ts, selector, video_drop, audio_drop)
-        assert torch.equal(keep[b][valid], want), (seed, b)
-        one = keep_mask(
+        alone = (
             batch.inputs_embeds[b : b + 1, valid],
             batch.input_ids[b : b + 1, valid],
             batch.position_ids[:, b : b + 1, valid],
-            selector=selector,
-            video_drop=video_drop,
-            audio_drop=audio_drop,
-            token_ids=TOKEN_IDS,
         )
-        assert torch.equal(one[0], want)
+        want = literal_keep_mask(*alone, **settings)[0]
+        assert torch.equal(keep[b][valid], want), (seed, b)
+        assert torch.equal(keep_mask(*alone, **settings)[0], want)
 
 
 # ---------------------------------------------------------------------------------------------------
-# attach on the stock thinker
+# attach on the stock thinker (zero drop, compact prefill, decode, DeepStack, batch invariance, every method:
+# tests/models/test_family_matrix.py)
 # ---------------------------------------------------------------------------------------------------
 
 
@@ -260,186 +223,11 @@ def greedy(model, inputs, n=5):
     return out[:, inputs["input_ids"].shape[1] :]
 
 
-def test_zero_drop_is_bit_identical(thinker, selector) -> None:
-    inputs = model_inputs(PADDED)
-    with torch.no_grad():
-        stock = thinker(**inputs, use_audio_in_video=True).logits
-    stock_tokens = greedy(thinker, inputs)
-    with attach(thinker, CompressionConfig(video_drop=0.0, audio_drop=0.0, selector=selector)):
-        with torch.no_grad():
-            ours = thinker(**inputs, use_audio_in_video=True).logits
-        our_tokens = greedy(thinker, inputs)
-    assert torch.equal(stock, ours)
-    assert torch.equal(stock_tokens, our_tokens)
-
-
-def compact_by_hand(seen: dict, keep: torch.Tensor) -> dict:
-    """The compact language-model call written per sample: kept tokens in order, left padded."""
-    mask = seen["attention_mask"].bool()
-    kept = keep & mask
-    rows = [torch.nonzero(kept[b]).squeeze(1) for b in range(kept.shape[0])]
-    width = max(len(r) for r in rows)
-    batch, hidden = kept.shape[0], seen["inputs_embeds"].shape[-1]
-    embeds = torch.zeros(batch, width, hidden)
-    positions = torch.ones(seen["position_ids"].shape[0], batch, width, dtype=seen["position_ids"].dtype)
-    attn = torch.zeros(batch, width, dtype=torch.long)
-    visual = torch.zeros(batch, width, dtype=torch.bool)
-    for b, r in enumerate(rows):
-        pad = width - len(r)
-        embeds[b, pad:] = seen["inputs_embeds"][b, r]
-        positions[:, b, pad:] = seen["position_ids"][:, b, r]
-        attn[b, pad:] = 1
-        visual[b, pad:] = seen["visual_pos_masks"][b, r]
-    kept_visual = torch.cat([keep[b][seen["visual_pos_masks"][b]] for b in range(batch)])
-    deepstack = [f[kept_visual] for f in seen["deepstack_visual_embeds"]]
-    return {
-        "inputs_embeds": embeds,
-        "position_ids": positions,
-        "attention_mask": attn,
-        "visual_pos_masks": visual,
-        "deepstack_visual_embeds": deepstack,
-        "rows": rows,
-    }
-
-
-def run_lm(thinker, call: dict, **extra):
-    args = {k: v for k, v in call.items() if k != "rows"}
-    with torch.no_grad():
-        out = thinker.model.language_model(**args, **extra)
-        return thinker.lm_head(out.last_hidden_state), out
-
-
-@pytest.fixture(scope="module")
-def compressed(thinker, selector):
-    inputs = model_inputs(PADDED, seed=3)
-    seen = language_model_inputs(thinker, inputs)
-    config = CompressionConfig(video_drop=0.6, audio_drop=0.4, selector=selector)
-    keep = keep_mask(
-        seen["inputs_embeds"],
-        inputs["input_ids"],
-        seen["position_ids"],
-        selector=selector,
-        video_drop=0.6,
-        audio_drop=0.4,
-        attention_mask=inputs["attention_mask"],
-        token_ids=TOKEN_IDS,
-    )
-    return inputs, seen, keep, config
-
-
-def test_prefill_equals_hand_built_compact_call(thinker, compressed) -> None:
-    inputs, seen, keep, config = compressed
+def test_the_language_model_gets_float_positions_and_deepstack_inputs(thinker) -> None:
+    seen = language_model_inputs(thinker, model_inputs(PADDED, seed=3))
     assert seen["position_ids"].is_floating_point()
-    assert not keep[seen["visual_pos_masks"]].all() and keep[seen["visual_pos_masks"]].any()
-    call = compact_by_hand(seen, keep)
-    want, _ = run_lm(thinker, call)
-    with attach(thinker, config) as handle:
-        with torch.no_grad():
-            got = thinker(**inputs, use_audio_in_video=True).logits
-        assert handle.last_stats[0].length_after < handle.last_stats[0].length_before
-    assert got.shape == want.shape
-    valid = call["attention_mask"].bool()
-    torch.testing.assert_close(got[valid], want[valid], rtol=0, atol=1e-5)
-
-
-def test_misplaced_deepstack_features_change_the_output(thinker, compressed) -> None:
-    """The test above would fail if DeepStack were left unfiltered: misaligned features move logits."""
-    inputs, seen, keep, _ = compressed
-    call = compact_by_hand(seen, keep)
-    want, _ = run_lm(thinker, call)
-    count = call["deepstack_visual_embeds"][0].shape[0]
-    shifted = dict(call, deepstack_visual_embeds=[f[:count] for f in seen["deepstack_visual_embeds"]])
-    wrong, _ = run_lm(thinker, shifted)
-    valid = call["attention_mask"].bool()
-    assert (wrong[valid] - want[valid]).abs().max() > 1e-3
-    adapter = Qwen3OmniMoeAdapter(thinker)
-    with attach(thinker, compressed[3]) as handle:
-        handle.adapter.filter_inputs = lambda kwargs, keep, source: None  # DeepStack left unfiltered
-        with pytest.raises((RuntimeError, IndexError)):
-            with torch.no_grad():
-                thinker(**inputs, use_audio_in_video=True)
-    assert adapter.filtered_inputs == ("visual_pos_masks", "deepstack_visual_embeds")
-
-
-def test_generate_equals_manual_greedy_decode(thinker, compressed) -> None:
-    inputs, seen, keep, config = compressed
-    steps = 4
-    call = compact_by_hand(seen, keep)
-    cache = DynamicCache(config=thinker.config.text_config)
-    logits, _ = run_lm(thinker, call, past_key_values=cache, use_cache=True)
-    mask = call["attention_mask"]
-    next_pos = torch.where(mask.bool(), call["position_ids"][-3:].amax(0), -1).amax(1)
-    tokens = [logits[:, -1].argmax(-1)]
-    for step in range(1, steps):
-        mask = torch.cat([mask, torch.ones(mask.shape[0], 1, dtype=mask.dtype)], 1)
-        pos = (next_pos + step).view(1, -1, 1).expand(3, -1, 1)
-        with torch.no_grad():
-            embeds = thinker.model.language_model.embed_tokens(tokens[-1]).unsqueeze(1)
-            out = thinker.model.language_model(
-                inputs_embeds=embeds,
-                position_ids=pos,
-                attention_mask=mask,
-                past_key_values=cache,
-                use_cache=True,
-            )
-        tokens.append(thinker.lm_head(out.last_hidden_state)[:, -1].argmax(-1))
-    want = torch.stack(tokens, 1)
-    with attach(thinker, config):
-        got = greedy(thinker, inputs, n=steps)
-    assert torch.equal(got, want)
-
-
-def test_batch_invariance(thinker, selector) -> None:
-    inputs = model_inputs(PADDED, seed=5)
-    config = CompressionConfig(video_drop=0.6, audio_drop=0.4, selector=selector)
-    with attach(thinker, config):
-        together = greedy(thinker, inputs)
-        for b in range(len(PADDED)):
-            assert torch.equal(greedy(thinker, single(inputs, b))[0], together[b]), b
-
-
-def single(inputs: dict, b: int) -> dict:
-    """Sample `b` of a batch built by `model_inputs`, padding removed, with its own media slices."""
-    valid = inputs["attention_mask"][b].bool()
-    ids = inputs["input_ids"][b : b + 1, valid]
-    out = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
-    vids_before = sum(
-        int((inputs["input_ids"][i] == TOKEN_IDS.video).any()) for i in range(b)
-    )  # one video per sample in PADDED
-    thw = inputs["video_grid_thw"]
-    start = int(thw[:vids_before].prod(-1).sum())
-    out["pixel_values_videos"] = inputs["pixel_values_videos"][start : start + int(thw[vids_before].prod())]
-    out["video_grid_thw"] = thw[vids_before : vids_before + 1]
-    out["video_second_per_grid"] = inputs["video_second_per_grid"][vids_before : vids_before + 1]
-    frames = int(inputs["feature_attention_mask"][b].sum())
-    out["input_features"] = inputs["input_features"][b : b + 1, :, :frames]
-    out["feature_attention_mask"] = torch.ones(1, frames, dtype=torch.long)
-    return out
-
-
-@pytest.mark.parametrize(
-    "method", [m for m in available_methods() if not issubclass(METHODS[m], InnerLLMMethod)]
-)  # inner-LLM methods: tests/inner/test_inner_qwen3.py
-def test_every_method_through_attach_and_generate(thinker, selector, method) -> None:
-    inputs = model_inputs(PADDED, seed=7)
-    shortcuts = {k: v for k, v in {"selector": selector, "seed": 3}.items() if takes_setting(method, k)}
-    config = CompressionConfig(method=method, video_drop=0.6, audio_drop=0.3, **shortcuts)
-    with attach(thinker, config) as handle:
-        with torch.no_grad():
-            out = thinker.generate(**inputs, use_audio_in_video=True, max_new_tokens=3, do_sample=False)
-        stats = handle.last_stats
-    assert out.shape[1] == inputs["input_ids"].shape[1] + 3
-    assert all(s.length_after < s.length_before for s in stats), method
-
-
-def test_omnizip_reads_the_audio_encoder_attention(thinker, caplog) -> None:
-    inputs = model_inputs(PADDED, seed=7)
-    config = CompressionConfig(method="omnizip", video_drop=0.6, audio_drop=0.3)
-    with caplog.at_level("INFO"), attach(thinker, config) as handle:
-        with torch.no_grad():
-            thinker(**inputs, use_audio_in_video=True)
-        assert handle.method._recorder is not None and handle.method._recorder.scores is None
-    assert "proxy" not in caplog.text
+    assert set(Qwen3OmniMoeAdapter.filtered_inputs) <= set(seen)
+    assert Qwen3OmniMoeAdapter.filtered_inputs == ("visual_pos_masks", "deepstack_visual_embeds")
 
 
 def test_full_model_and_load_model() -> None:
