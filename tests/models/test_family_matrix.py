@@ -256,7 +256,7 @@ def test_misplaced_deepstack_features_change_the_output(family) -> None:
                 family.thinker(**family.inputs, use_audio_in_video=True)
 
 
-BUDGET = dict(video_drop=0.6, audio_drop=0.3)
+BUDGET = dict(video_drop=0.5, audio_drop=0.3)  # DyCoke keeps every fourth grid: at most half of a 2-grid clip
 PRE_LLM_METHODS = [m for m in available_methods() if not issubclass(METHODS[m], InnerLLMMethod)]
 
 
