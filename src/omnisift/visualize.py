@@ -44,7 +44,8 @@ def _protocol(loaded: LoadedModel, max_pixels: int | None) -> Protocol:
     if max_pixels is None:
         return protocol
     sampling = protocol.sampling
-    low = min(sampling.min_pixels, max_pixels)
+    # The floor follows a lower cap, but never below 1: a bad cap (0, -1) is then refused by its own name.
+    low = max(1, min(sampling.min_pixels, max_pixels)) if isinstance(max_pixels, int) else sampling.min_pixels
     return replace(protocol, sampling=replace(sampling, min_pixels=low, max_pixels=max_pixels))
 
 

@@ -22,7 +22,13 @@ from typing import Any
 
 from ..config import CompressionConfig
 from .checks import check_checkpoint_config, family_of, read_checkpoint_config
-from .settings import CONFIG_KEY, REQUEST_KEYS, check_layout_only, validate_request_kwargs
+from .settings import (
+    CONFIG_KEY,
+    REQUEST_KEYS,
+    check_layout_only,
+    check_request_values,
+    validate_request_kwargs,
+)
 
 __all__ = [
     "ARCHITECTURE",
@@ -123,4 +129,5 @@ def request_kwargs(
     validate_request_kwargs(extra)
     values = {"omnisift_retain": retain, "omnisift_video_drop": video_drop, "omnisift_audio_drop": audio_drop}
     out = {k: v for k, v in values.items() if v is not None and k in REQUEST_KEYS}
+    check_request_values(out)  # the message the server would give, now rather than per request
     return {"use_audio_in_video": True, **out, **extra}

@@ -31,6 +31,7 @@ __all__ = [
     "REQUEST_KEYS",
     "request_budget",
     "validate_request_kwargs",
+    "check_request_values",
     "budget_row",
     "budget_from_row",
     "check_layout_only",
@@ -183,17 +184,27 @@ def _number(kwargs: Mapping[str, object], key: str, default: float | None) -> ob
     return value
 
 
+def _checked_budget(kwargs: Mapping[str, object], default: BudgetSettings) -> BudgetSettings:
+    """`default` with the request's `omnisift_*` values, checked by the config's own rule."""
+    video = _number(kwargs, "omnisift_video_drop", default.video_drop)
+    audio = _number(kwargs, "omnisift_audio_drop", default.audio_drop)
+    retain = _number(kwargs, "omnisift_retain", default.retain)
+    try:
+        return BudgetSettings(video, audio, retain)  # type: ignore[arg-type]
+    except SettingError as error:
+        raise ValueError(f"request key 'omnisift_{error.setting}': {error}") from None
+
+
+def check_request_values(kwargs: Mapping[str, object]) -> None:
+    """Refuse a request's budget values the engine would refuse, when the request is built (the engine's
+    own drops are not known there: each given value is checked on its own)."""
+    _checked_budget(kwargs, BudgetSettings(0.0, 0.0, None))
+
+
 def request_budget(settings: ServingSettings, kwargs: Mapping[str, object]) -> BudgetSettings:
     """The engine's budget with a request's `omnisift_*` overrides applied (checked as the config is)."""
     validate_request_kwargs(kwargs)
-    budget = settings.default
-    video = _number(kwargs, "omnisift_video_drop", budget.video_drop)
-    audio = _number(kwargs, "omnisift_audio_drop", budget.audio_drop)
-    retain = _number(kwargs, "omnisift_retain", budget.retain)
-    try:
-        requested = BudgetSettings(video, audio, retain)  # type: ignore[arg-type]
-    except SettingError as error:
-        raise ValueError(f"request key 'omnisift_{error.setting}': {error}") from None
+    requested = _checked_budget(kwargs, settings.default)
     video, audio, retain = requested.video_drop, requested.audio_drop, requested.retain
     if settings.method is None and (video or audio or retain is not None):
         raise ValueError(
