@@ -177,3 +177,19 @@ def with_compression(kw: dict) -> dict:
     if method not in ("none", "full"):
         kw["compression"] = CompressionConfig(method=method, **parts)
     return kw
+
+
+def eval_config(questions: Path, media_root: Path, out: Path, **kw):
+    """A fast in-process worldsense run of the tiny model (3 new tokens, no progress bar, run "run"); `kw`
+    overrides those and may use the `with_compression` shorthand. Worker processes: tests/evaluation/test_runner.py."""
+    from omnisift.evaluation.runner import EvalConfig
+    from omnisift.inputs import Protocol
+
+    kw.setdefault("protocol", Protocol(max_new_tokens=3))
+    kw.setdefault("progress", False)
+    kw.setdefault("run_name", "run")
+    kw.setdefault("workers", 0)
+    settings = with_compression(kw)
+    return EvalConfig(
+        benchmark="worldsense", questions=questions, media_root=media_root, model="tiny", out=out, **settings
+    )

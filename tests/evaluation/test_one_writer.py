@@ -7,28 +7,12 @@ import fcntl
 import sys
 
 import pytest
-from evaluation_helpers import with_compression
+from evaluation_helpers import eval_config
 
 from omnisift.evaluation.cli import main
 from omnisift.evaluation.results import read_rows, shard_path
 from omnisift.evaluation.run_lock import RunLockedError
-from omnisift.evaluation.runner import EvalConfig, run_eval
-from omnisift.inputs import Protocol
-
-
-def _config(questions, media_root, out, **kw):
-    kw.setdefault("protocol", Protocol(max_new_tokens=3))
-    kw.setdefault("progress", False)
-    kw.setdefault("run_name", "run")
-    kw.setdefault("workers", 0)
-    return EvalConfig(
-        benchmark="worldsense",
-        questions=questions,
-        media_root=media_root,
-        model="tiny",
-        out=out,
-        **with_compression(kw),
-    )
+from omnisift.evaluation.runner import run_eval
 
 
 def _argv(question_files, media_root, out, *extra):
@@ -52,7 +36,7 @@ def _argv(question_files, media_root, out, *extra):
 def test_a_second_writer_of_the_same_shard_is_refused_and_writes_nothing(
     question_files, media_root, tmp_path, scripted
 ):
-    config = _config(question_files["worldsense"], media_root, tmp_path, limit=2)
+    config = eval_config(question_files["worldsense"], media_root, tmp_path, limit=2)
     shard = shard_path(tmp_path / "run" / "worldsense", 0, 1)
     shard.parent.mkdir(parents=True)
     with shard.with_suffix(".lock").open("a") as held:  # what a running `omnisift eval` holds

@@ -4,7 +4,7 @@ import json
 import threading
 
 import pytest
-from evaluation_helpers import with_compression
+from evaluation_helpers import eval_config
 
 from omnisift.evaluation import runner
 from omnisift.evaluation.benchmarks import QuestionFileError, load_benchmark
@@ -12,26 +12,9 @@ from omnisift.evaluation.cli import main
 from omnisift.evaluation.report import write_report
 from omnisift.evaluation.results import ResultFileError, RunMetaMismatch, read_rows
 from omnisift.evaluation.run_identity import claim_run
-from omnisift.evaluation.runner import EvalConfig, run_eval
+from omnisift.evaluation.runner import run_eval
 from omnisift.inputs import Protocol
 from omnisift.media import SamplingConfig
-
-FAST = Protocol(max_new_tokens=3)
-
-
-def _config(questions, media_root, out, **kw):
-    kw.setdefault("protocol", FAST)
-    kw.setdefault("progress", False)
-    kw.setdefault("run_name", "run")
-    kw.setdefault("workers", 0)  # in-process: worker processes are covered in test_runner.py
-    return EvalConfig(
-        benchmark="worldsense",
-        questions=questions,
-        media_root=media_root,
-        model="tiny",
-        out=out,
-        **with_compression(kw),
-    )
 
 
 def _rows(path, rows):
@@ -56,9 +39,13 @@ def test_second_configuration_refused_even_before_the_first_wrote_a_row(
 
     monkeypatch.setattr(runner, "load_compressed", slow_load)
     with pytest.raises(RuntimeError, match="still loading"):
-        run_eval(_config(question_files["worldsense"], media_root, tmp_path, method="omnisift", retain=0.5))
+        run_eval(
+            eval_config(question_files["worldsense"], media_root, tmp_path, method="omnisift", retain=0.5)
+        )
     with pytest.raises(RunMetaMismatch, match=r"another configuration.*retain: 0\.5 -> 0\.25"):
-        run_eval(_config(question_files["worldsense"], media_root, tmp_path, method="omnisift", retain=0.25))
+        run_eval(
+            eval_config(question_files["worldsense"], media_root, tmp_path, method="omnisift", retain=0.25)
+        )
     meta = json.loads((tmp_path / "run" / "worldsense" / "meta.json").read_text())
     assert meta["retain"] == 0.5  # what produced (and will produce) the rows is what is recorded
 
@@ -94,7 +81,7 @@ def test_concurrent_claims_with_different_identities_let_exactly_one_win(tmp_pat
 def test_rerun_with_anything_that_changes_answers_is_refused(change, media_root, tmp_path, scripted):
     questions = _rows(tmp_path / "q.jsonl", [_mc(), _mc("b.mp4", "B", "B")])
     base = dict(method="random", retain=0.5)
-    run_eval(_config(questions, media_root, tmp_path, **base), loaded=scripted)
+    run_eval(eval_config(questions, media_root, tmp_path, **base), loaded=scripted)
     kw = dict(base)
     if change == "question file edited":
         _rows(questions, [_mc(), _mc("b.mp4", "A", "B")])
@@ -109,7 +96,7 @@ def test_rerun_with_anything_that_changes_answers_is_refused(change, media_root,
     else:
         kw["protocol"] = Protocol(max_new_tokens=4)
     with pytest.raises(RunMetaMismatch, match="another configuration"):
-        run_eval(_config(questions, media_root, tmp_path, **kw), loaded=scripted)
+        run_eval(eval_config(questions, media_root, tmp_path, **kw), loaded=scripted)
 
 
 def test_question_ids_do_not_move_when_other_lines_change(tmp_path, media_root):
@@ -197,15 +184,19 @@ def test_malformed_question_rows_name_file_and_line(line, message, tmp_path, med
 
 
 def test_corrupt_meta_json_is_a_clear_error(question_files, media_root, tmp_path, scripted, capsys):
-    outcome = run_eval(_config(question_files["worldsense"], media_root, tmp_path, limit=1), loaded=scripted)
+    outcome = run_eval(
+        eval_config(question_files["worldsense"], media_root, tmp_path, limit=1), loaded=scripted
+    )
     meta = outcome.bench_dir / "meta.json"
     meta.write_text('{"method": "none", ')
     with pytest.raises(RunMetaMismatch, match=rf"{meta} is not valid JSON.*delete that run folder"):
-        run_eval(_config(question_files["worldsense"], media_root, tmp_path), loaded=scripted)
+        run_eval(eval_config(question_files["worldsense"], media_root, tmp_path), loaded=scripted)
 
 
 def test_result_row_without_id_names_file_and_line(question_files, media_root, tmp_path, scripted):
-    outcome = run_eval(_config(question_files["worldsense"], media_root, tmp_path, limit=2), loaded=scripted)
+    outcome = run_eval(
+        eval_config(question_files["worldsense"], media_root, tmp_path, limit=2), loaded=scripted
+    )
     with outcome.shard_file.open("a") as handle:
         handle.write(json.dumps({"status": "ok", "response": "A"}) + "\n")
     with pytest.raises(ResultFileError, match=rf"{outcome.shard_file}:3: not a result row"):
@@ -214,9 +205,11 @@ def test_result_row_without_id_names_file_and_line(question_files, media_root, t
 
 def test_report_goes_on_past_a_broken_run(question_files, media_root, tmp_path, scripted):
     good = run_eval(
-        _config(question_files["worldsense"], media_root, tmp_path, run_name="good"), loaded=scripted
+        eval_config(question_files["worldsense"], media_root, tmp_path, run_name="good"), loaded=scripted
     )
-    bad = run_eval(_config(question_files["videomme"], media_root, tmp_path, run_name="bad"), loaded=scripted)
+    bad = run_eval(
+        eval_config(question_files["videomme"], media_root, tmp_path, run_name="bad"), loaded=scripted
+    )
     (bad.bench_dir / "meta.json").write_text("{")
     text, _, runs = write_report(tmp_path)
     assert [r.name for r in runs] == ["good"] and good.bench_dir.parent.name == "good"

@@ -5,28 +5,16 @@ from __future__ import annotations
 
 import pytest
 import torch
-from methods_helpers import HIDDEN, INNER_METHODS, run
+from methods_helpers import HIDDEN, INNER_METHODS, mixed_batch, run
 
 from omnisift import build_layout, get_method
 from omnisift.inner.diversity import window_keep_counts
-from omnisift.models.qwen2_5_omni.synthetic import audio, av_clip, build_batch, image, text, video
-
-
-def _mixed(dtype=torch.float32):
-    return build_batch(
-        [
-            [text(5), av_clip(8, 8, 8), text(4)],
-            [text(3), image(2, 2), av_clip(4, 8, 8), text(2), audio(9), text(1)],
-            [text(2), av_clip(12, 8, 8), text(3), video(4, 8, 8), text(2)],
-        ],
-        hidden_size=HIDDEN,
-        dtype=dtype,
-    )
+from omnisift.models.qwen2_5_omni.synthetic import build_batch
 
 
 @pytest.fixture(scope="module")
 def mixed():
-    return _mixed()
+    return mixed_batch()
 
 
 def test_inner_methods_are_registered():
@@ -68,7 +56,7 @@ def test_batch_equals_one_sample_at_a_time(method, mixed):
 
 @pytest.mark.parametrize("method", INNER_METHODS)
 def test_bf16_and_retain_one(method):
-    batch = _mixed(torch.bfloat16)
+    batch = mixed_batch(dtype=torch.bfloat16)
     assert run(batch, method, retain=0.10).keep.shape == batch.input_ids.shape
     assert bool(run(batch, method, retain=1.0).keep.all())
 

@@ -7,34 +7,19 @@ import dataclasses
 
 import pytest
 import torch
-from methods_helpers import ALL_METHODS, HIDDEN, counts, run
+from methods_helpers import ALL_METHODS, HIDDEN, counts, mixed_batch, run
 
 from omnisift import build_layout, get_method
 from omnisift.methods import METHODS, describe_methods, setting_fields
 from omnisift.models.qwen2_5_omni import TOKEN_IDS
-from omnisift.models.qwen2_5_omni.synthetic import audio, av_clip, build_batch, image, text, video
+from omnisift.models.qwen2_5_omni.synthetic import audio, build_batch, image, text
 
 IDS = TOKEN_IDS
 
 
-def _mixed_batch(seed: int = 0, dtype=torch.float32):
-    """Clips of 4, 8 and 12 s (multiples of 4 grids, so DyCoke can reach 75 % drop), left padded,
-    with text, an image, a separate audio input and a video without audio."""
-    return build_batch(
-        [
-            [text(5), av_clip(8, 8, 8), text(4)],
-            [text(3), image(2, 2), av_clip(4, 8, 8), text(2), audio(9), text(1)],
-            [text(2), av_clip(12, 8, 8), text(3), video(4, 8, 8), text(2)],
-        ],
-        hidden_size=HIDDEN,
-        seed=seed,
-        dtype=dtype,
-    )
-
-
 @pytest.fixture(scope="module")
 def mixed():
-    return _mixed_batch()
+    return mixed_batch()
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +92,7 @@ def test_batch_equals_one_sample_at_a_time(method, mixed, selector):
 
 @pytest.mark.parametrize("method", ALL_METHODS)
 def test_bf16_inputs_keep_the_budget(method, selector):
-    batch = _mixed_batch(dtype=torch.bfloat16)
+    batch = mixed_batch(dtype=torch.bfloat16)
     half = copy.deepcopy(selector).to(torch.bfloat16)
     ref = counts(run(batch, "omnisift", half, video_drop=0.7, audio_drop=0.3))
     assert counts(run(batch, method, half, video_drop=0.7, audio_drop=0.3)) == ref

@@ -16,7 +16,7 @@ from ..api import select_tokens
 from ..methods import METHODS, available_methods, shortcuts_for
 from .figures import plot_methods
 from .inputs import DTYPES, HIDDEN_7B, make_clip, make_selector
-from .results import machine_info, write_json
+from .results import machine_info, save_suite
 from .timing import time_side_by_side
 
 __all__ = ["methods_suite"]
@@ -129,6 +129,4 @@ def methods_suite(
         "tables": tables,
         "wall_s": time.perf_counter() - start,
     }
-    write_json(out / "methods.json", result)
-    plot_methods(result, figures or out / "figures")
-    return result
+    return save_suite(out, "methods", result, plot_methods, figures)

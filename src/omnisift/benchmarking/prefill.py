@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .figures import plot_prefill
-from .results import machine_info, write_json
+from .results import machine_info, save_suite
 
 __all__ = ["prefill_suite"]
 
@@ -150,6 +150,4 @@ def prefill_suite(
         "failures": failures,
         "wall_s": time.perf_counter() - start,
     }
-    write_json(out / "prefill.json", result)
-    plot_prefill(result, figures or out / "figures")
-    return result
+    return save_suite(out, "prefill", result, plot_prefill, figures)

@@ -88,39 +88,27 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
 
     language_model = model.model.language_model
 
+    def run_language_model(inputs, cache):
+        return language_model(
+            inputs_embeds=inputs.inputs_embeds,
+            position_ids=inputs.position_ids,
+            attention_mask=inputs.attention_mask,
+            past_key_values=cache,
+            use_cache=True,
+        )
+
     def prefill(batch, cache, retain: float):
         """The language model on the full clip, or selection + compression then the compact clip (the
         work attach's hooks do; called here directly because these embeddings come without media
         features, which the hooks take as nothing to compress). Returns the output, the mask decode
         continues from, the selection seconds and the stats."""
         if retain >= 1.0:
-            out = language_model(
-                inputs_embeds=batch.inputs_embeds,
-                position_ids=batch.position_ids,
-                attention_mask=batch.attention_mask,
-                past_key_values=cache,
-                use_cache=True,
-            )
-            return out, batch.attention_mask, 0.0, None
+            return run_language_model(batch, cache), batch.attention_mask, 0.0, None
         start = time.perf_counter()
-        result = select_tokens(
-            batch.inputs_embeds,
-            batch.input_ids,
-            batch.position_ids,
-            retain=retain,
-            selector=selector,
-            attention_mask=batch.attention_mask,
-        )
+        result = select_tokens(**batch.as_kwargs(), retain=retain, selector=selector)
         compact = compress(result.keep, result.inputs_embeds, batch.position_ids, batch.attention_mask)
         select_s = time.perf_counter() - start
-        out = language_model(
-            inputs_embeds=compact.inputs_embeds,
-            position_ids=compact.position_ids,
-            attention_mask=compact.attention_mask,
-            past_key_values=cache,
-            use_cache=True,
-        )
-        return out, compact.attention_mask, select_s, result.stats()[0]
+        return run_language_model(compact, cache), compact.attention_mask, select_s, result.stats()[0]
 
     # Warm-up on a short clip (kernel selection, first-touch of the weights), full and compressed.
     warm = make_clip(4, spec["tokens_per_grid"], HIDDEN_7B, dtype)

@@ -7,6 +7,7 @@ import logging
 import os
 import platform
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,3 +51,16 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2))
     logger.info("wrote %s", path)
+
+
+def save_suite(
+    out: Path,
+    name: str,
+    result: dict[str, Any],
+    plot: Callable[[dict[str, Any], Path], None],
+    figures: Path | None,
+) -> dict[str, Any]:
+    """Write a suite's `result` to `out/<name>.json` and its figures to `figures` (default `out/figures`)."""
+    write_json(out / f"{name}.json", result)
+    plot(result, figures or out / "figures")
+    return result

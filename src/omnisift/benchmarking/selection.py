@@ -16,7 +16,7 @@ from ..models.qwen2_5_omni import TOKEN_IDS
 from ..testing.reference import literal_keep_mask
 from .figures import plot_selection
 from .inputs import DTYPES, HIDDEN_7B, cast_batch, clip_tokens, make_clip, make_selector
-from .results import machine_info, write_json
+from .results import machine_info, save_suite
 from .timing import time_side_by_side
 
 __all__ = ["selection_suite", "fit_per_chunk"]
@@ -147,9 +147,7 @@ def selection_suite(
         "fits": fits,
         "wall_s": time.perf_counter() - start,
     }
-    write_json(out / "selection.json", result)
-    plot_selection(result, figures or out / "figures")
-    return result
+    return save_suite(out, "selection", result, plot_selection, figures)
 
 
 def fit_per_chunk(rows: list[dict[str, Any]], key: str) -> dict[str, float] | None:
