@@ -174,7 +174,55 @@ def test_demo_without_pyav_names_the_extra(monkeypatch, capsys) -> None:
 
 
 def test_demo_leaves_no_temporary_folder(tmp_path, monkeypatch, capsys) -> None:
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    assert main(["demo", "--seconds", "2", "--max-new-tokens", "1", "--retain", "0.5"]) == 0
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    picture = tmp_path / "kept.png"
+    argv = ["demo", "--seconds", "2", "--max-new-tokens", "1", "--retain", "0.5", "--picture", str(picture)]
+    assert main(argv) == 0
     assert "generated clip (2 s" in capsys.readouterr().out
-    assert list(tmp_path.iterdir()) == []
+    # torch's own compile cache (torchinductor_<user>) may appear there; nothing of omnisift's may.
+    assert [p.name for p in scratch.iterdir() if not p.name.startswith("torchinductor_")] == []
+
+
+def test_show_without_a_video_leaves_no_temporary_folder(tmp_path, monkeypatch, capsys) -> None:
+    pytest.importorskip("matplotlib")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    assert main(["show", "--out", str(tmp_path / "show.png"), "--seconds", "1"]) == 0
+    assert (tmp_path / "show.png").is_file() and list(scratch.iterdir()) == []
+
+
+# Kind 8: a checkpoint without a selector runs the video-only pruning the demo announces ---------------
+
+
+@pytest.fixture(scope="module")
+def stock_folder(tmp_path_factory):
+    """A checkpoint folder with no selector keys (as stock Qwen2.5-Omni is)."""
+    from omnisift.models.qwen2_5_omni.fixtures import tiny_processor, tiny_thinker
+
+    folder = tmp_path_factory.mktemp("stock")
+    tiny_thinker().save_pretrained(folder)
+    tiny_processor().save_pretrained(folder)
+    return folder
+
+
+def test_demo_on_a_checkpoint_without_selector_prunes_video_only(
+    stock_folder, tmp_path, capsys, caplog
+) -> None:
+    import re
+
+    pytest.importorskip("matplotlib")
+    picture = tmp_path / "kept.png"
+    caplog.set_level("WARNING")
+    argv = ["demo", "--model", str(stock_folder), "--no-gain", "--picture", str(picture), "--seconds", "1"]
+    assert main([*argv, "--max-new-tokens", "1", "--retain", "0.5"]) == 0
+    assert "video-only pruning" in caplog.text
+    out = capsys.readouterr().out
+    row = re.search(r"^video 0\.50\s+(\d+) -> (\d+)\s+(\d+) -> (\d+)", out, re.M)
+    assert row is not None, out
+    video_before, video_after, audio_before, audio_after = map(int, row.groups())
+    assert audio_after == audio_before > 0  # audio kept whole, as announced
+    assert 0 < video_after < video_before and abs(video_after - video_before / 2) <= video_before * 0.1
+    assert picture.is_file()

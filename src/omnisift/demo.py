@@ -154,7 +154,8 @@ def _run(
             label = "full tokens"
         elif selector is not None:
             label = f"retain {target:.2f}"
-            handle = attach(thinker, CompressionConfig(retain=target, audio_drop=0.3, selector=selector))
+            config = CompressionConfig(retain=target, audio_drop=DEFAULT_AUDIO_DROP, selector=selector)
+            handle = attach(thinker, config)
         else:  # no selector: the announced video-only pruning, `target` of the video tokens kept
             label = f"video {target:.2f}"
             handle = attach(thinker, CompressionConfig(video_drop=1.0 - target, audio_drop=0.0))
@@ -194,16 +195,15 @@ def _run(
     if picture is not None and targets:
         from .visualize import show
 
-        audio_drop = DEFAULT_AUDIO_DROP if selector is not None else 0.0
+        # The budget of the table's first compressed row: retain with a selector, else video-only.
+        budget = (
+            {"retain": targets[0], "audio_drop": DEFAULT_AUDIO_DROP}
+            if selector is not None
+            else {"retain": None, "video_drop": 1.0 - targets[0], "audio_drop": 0.0}
+        )
         try:
             drawn = show(
-                clip,
-                picture,
-                model=loaded,
-                methods=("omnisift", "random"),
-                retain=targets[0],
-                audio_drop=audio_drop,
-                selector=selector,
+                clip, picture, model=loaded, methods=("omnisift", "random"), selector=selector, **budget
             )
         except MissingExtraError as error:
             logger.warning("no picture of the kept tokens: %s", error)

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from .config import CompressionConfig
+from .config import DEFAULT_VIDEO_DROP, CompressionConfig
 from .inputs import Protocol, effective_protocol, load_video
 from .keepmap import keep_map
 from .loading import LoadedModel, load_model
@@ -57,6 +57,7 @@ def show(
     methods: str | Sequence[str] = ("omnisift",),
     retain: float | None = DEFAULT_RETAIN,
     audio_drop: float = 0.3,
+    video_drop: float = DEFAULT_VIDEO_DROP,
     selector: Any = None,
     method_params: dict[str, Any] | None = None,
     max_pixels: int | None = None,
@@ -67,7 +68,8 @@ def show(
 ) -> Picture:
     """Write one PNG of what each of `methods` keeps of `video` at the same budget (see `Picture`).
 
-    `video` None draws the demo's generated clip (`seconds` long). `model` is a checkpoint folder, a
+    `retain` (when given) overrides `video_drop`, as in `CompressionConfig`.
+    `video` None draws the demo's generated clip (`seconds` long, in a temporary folder removed after). `model` is a checkpoint folder, a
     fixture name ("tiny", "tiny-qwen3-omni") or an already loaded model. `max_pixels` caps the pixels of
     a processed frame (more pixels: more, smaller patches). Needs the ``show`` extra (matplotlib).
     """
@@ -79,12 +81,13 @@ def show(
         raise ValueError(f"methods={methods!r}: name at least one method (`omnisift methods` lists them).")
     loaded = model if isinstance(model, LoadedModel) else load_model(model, device=device, dtype=dtype)
     thinker = loaded.thinker.eval()
-    if video is None:
-        from .testing.clips import make_clip
-
-        video = make_clip(Path(tempfile.mkdtemp(prefix="omnisift-show-")) / "clip.mp4", seconds, fps=2.0)
     protocol = _protocol(loaded, max_pixels)
-    media = load_video(video, protocol)
+    with tempfile.TemporaryDirectory(prefix="omnisift-show-") as scratch:  # decoded, the clip can go
+        if video is None:
+            from .testing.clips import make_clip
+
+            video = make_clip(Path(scratch) / "clip.mp4", seconds, fps=2.0)
+        media = load_video(video, protocol)
     chosen_selector = _selector_for(loaded, selector)
     maps = []
     for name in names:
@@ -92,6 +95,7 @@ def show(
             method=name,
             retain=retain,
             audio_drop=audio_drop,
+            video_drop=video_drop,
             **shortcuts_for(name, selector=chosen_selector),
             method_params=dict(method_params or {}),
         )
