@@ -32,13 +32,13 @@ def cell_means(png: np.ndarray, box: tuple[float, float, float, float], rows: in
     return out
 
 
-def frame_cell_means(frame: np.ndarray, cell: int) -> np.ndarray:
+def frame_cell_means(frame: np.ndarray, cell: int, statistic=np.mean) -> np.ndarray:
     rows, cols = frame.shape[0] // cell, frame.shape[1] // cell
     out = np.zeros((rows, cols))
     lo, hi = int(cell * 0.3), int(cell * 0.7)
     for r in range(rows):
         for c in range(cols):
-            out[r, c] = frame[r * cell + lo : r * cell + hi, c * cell + lo : c * cell + hi].mean()
+            out[r, c] = statistic(frame[r * cell + lo : r * cell + hi, c * cell + lo : c * cell + hi])
     return out
 
 
@@ -54,10 +54,11 @@ def check_drawn_masks(picture) -> tuple[int, int]:
         rows, cols = grid.keep.shape
         drawn = cell_means(png, box, rows, cols)
         source = frame_cell_means(km.frames[grid.frames[0]], km.cell_pixels)
+        spread = frame_cell_means(km.frames[grid.frames[0]], km.cell_pixels, np.std)
         for r in range(rows):
             for c in range(cols):
-                if source[r, c] < 80:
-                    continue  # too dark to tell dimmed from not
+                if source[r, c] < 80 or spread[r, c] > 30:
+                    continue  # too dark to tell dimmed from not, or an edge the thumbnail blurs
                 expected = source[r, c] if grid.keep[r, c] else DIM * source[r, c]
                 assert abs(drawn[r, c] - expected) < 22, (mi, si, g, r, c, drawn[r, c], source[r, c])
                 checked[0 if grid.keep[r, c] else 1] += 1
@@ -187,3 +188,77 @@ def test_stages_come_from_the_positions_an_inner_method_reports() -> None:
     plain = SimpleNamespace(last_source_index=torch.tensor([[-1, 2, 4]]))
     [(layer, present)] = _stage_positions(plain, 5)
     assert layer == 0 and present.tolist() == [False, False, True, False, True]
+
+
+INNER_PARAMS = {"drop_layers": [1, 2, 3], "late_layer": 5, "k": 2}
+"""seats' layers and fastv-om's k for a 6-layer tiny thinker (the 2-layer fixture has no room for SEATS)."""
+
+
+def _deeper_tiny(name: str, layers: int = 6):
+    import importlib
+    from dataclasses import replace
+
+    loaded = load_model(name)
+    fixtures = importlib.import_module(loaded.adapter.__module__.rsplit(".", 1)[0] + ".fixtures")
+    return replace(loaded, model=fixtures.tiny_thinker(seed=0, num_layers=layers))
+
+
+@pytest.mark.parametrize("name", ["tiny", "tiny-qwen3-omni"])
+def test_inner_methods_draw_each_stage_the_handle_reports(tmp_path, name) -> None:
+    """`show --method seats,fastv-om` on the tiny model: one row per stage, each drawn as the pixels say,
+    and each equal to the positions `handle.last_kept_positions` reports, placed by the M-RoPE ids."""
+    from omnisift import CompressionConfig, attach
+    from omnisift.inputs import prepare_inputs
+
+    loaded = _deeper_tiny(name)
+    clip = make_clip(tmp_path / "clip.mp4", 4.0, fps=2.0)
+    picture = show(
+        clip,
+        tmp_path / "inner.png",
+        model=loaded,
+        methods="seats,fastv-om",
+        retain=0.25,
+        method_params=INNER_PARAMS,
+    )
+    assert [[s.layer for s in m.stages] for m in picture.maps] == [[0, 1, 2, 3, 5], [0, 2]]
+    assert {key[:2] for key in picture.frame_boxes} == {(0, s) for s in range(5)} | {(1, 0), (1, 1)}
+    kept, dropped = check_drawn_masks(picture)
+    assert kept >= 10 and dropped >= 10, (kept, dropped)
+
+    inputs = dict(prepare_inputs(loaded, clip, "What happens in this video, and what do you hear?"))
+    inputs.pop("use_audio_in_video")
+    call = language_model_inputs(loaded.thinker, inputs)
+    token_ids = find_adapter(loaded.thinker).token_ids
+    positions = call["position_ids"][-3:]
+    ids = inputs["input_ids"]
+    for km, method in zip(picture.maps, ("seats", "fastv-om"), strict=True):
+        params = {k: v for k, v in INNER_PARAMS.items() if (k == "k") == (method == "fastv-om")}
+        handle = attach(loaded.thinker, CompressionConfig(method=method, retain=0.25, method_params=params))
+        try:
+            with torch.no_grad():
+                loaded.thinker(**inputs, use_audio_in_video=True)
+            reported = handle.last_kept_positions[0]
+        finally:
+            handle.remove()
+        assert sorted(reported) == [s.layer for s in km.stages]
+        for stage in km.stages:
+            present = torch.zeros(ids.shape[1], dtype=torch.bool)
+            present[reported[stage.layer]] = True
+            want = grids_from_positions(positions, ids, present.unsqueeze(0), token_ids.video)
+            for expected, grid in zip(want, stage.grids, strict=True):
+                np.testing.assert_array_equal(grid.keep, expected, err_msg=f"{method} layer {stage.layer}")
+            audio = present[ids[0] == token_ids.audio].numpy()
+            np.testing.assert_array_equal(stage.audio_keep, audio)
+        counts = [(s.video_kept, s.audio_kept) for s in km.stages]
+        assert counts[0] != counts[-1] and counts == sorted(counts, reverse=True), counts
+
+
+def test_show_gives_each_method_its_own_settings_and_refuses_unused_ones(tmp_path) -> None:
+    from omnisift.visualize import _params_per_method
+
+    shares = _params_per_method(["seats", "fastv-om", "random"], {**INNER_PARAMS, "seed": 3})
+    assert shares["seats"] == {"drop_layers": [1, 2, 3], "late_layer": 5}
+    assert shares["fastv-om"] == {"k": 2}
+    assert shares["random"] == {"seed": 3}
+    with pytest.raises(ValueError, match="knn are taken by none of seats, fastv-om"):
+        _params_per_method(["seats", "fastv-om"], {"knn": 3})

@@ -52,11 +52,12 @@ def _show(args: argparse.Namespace) -> int:
         dtype=args.dtype,
     )
     for keep in picture.maps:
-        stage = keep.stages[0]
-        print(
-            f"{keep.label}: video {stage.video_kept}/{stage.video_total}, "
-            f"audio {stage.audio_kept}/{stage.audio_keep.size}"
-        )
+        for stage in keep.stages:
+            where = "" if len(keep.stages) == 1 else f", {stage.label}"
+            print(
+                f"{keep.label}{where}: video {stage.video_kept}/{stage.video_total}, "
+                f"audio {stage.audio_kept}/{stage.audio_keep.size}"
+            )
     print(f"wrote {picture.path}")
     return 0
 

@@ -52,6 +52,10 @@ class StageKeep:
     """[A] bool per audio token, in time order."""
 
     @property
+    def label(self) -> str:
+        return "LLM input" if self.layer == 0 else f"from layer {self.layer}"
+
+    @property
     def video_kept(self) -> int:
         return int(sum(g.keep.sum() for g in self.grids))
 

@@ -34,6 +34,7 @@ _RIGHT_IN = 0.25
 _THUMB_IN = 0.82  # frame width in inches
 _GAP_IN = 0.05
 _AUDIO_IN = 0.95
+_AUDIO_STAGE_IN = 0.17  # more audio height per further stage: each band stays readable
 _MIN_WIDTH_IN = 8.6  # title and legend fit on one line
 _DPI = 100
 PALETTE_COLORS = 128
@@ -76,7 +77,7 @@ def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
 def _stage_label(stage: StageKeep, many: bool) -> str:
     if not many:
         return ""
-    return "LLM input" if stage.layer == 0 else f"from layer {stage.layer}"
+    return stage.label
 
 
 def draw(maps: Sequence[KeepMap], out: str | Path, *, title: str) -> Picture:
@@ -101,7 +102,7 @@ def draw(maps: Sequence[KeepMap], out: str | Path, *, title: str) -> Picture:
     block = []
     for m in maps:
         stage_rows = len(m.stages) * (thumb_h + 0.42)
-        block.append(0.38 + stage_rows + _AUDIO_IN + 0.42)
+        block.append(0.38 + stage_rows + _audio_height(m) + 0.42)
     height_in = head_in + legend_in + sum(block) + 0.1
     fig = plt.figure(figsize=(width_in, height_in), dpi=_DPI)
     fig.text(0.5, 1 - 0.28 / height_in, title, ha="center", va="center", fontsize=12, weight="bold")
@@ -129,7 +130,7 @@ def draw(maps: Sequence[KeepMap], out: str | Path, *, title: str) -> Picture:
             fig.text(
                 (_LEFT_IN - 0.1) / width_in,
                 1 - (top + thumb_h / 2) / height_in,
-                f"video\n{label}" if label else "video",
+                f"video\n{label}\n{stage.video_kept}/{stage.video_total}" if many else "video",
                 ha="right",
                 va="center",
                 fontsize=9,
@@ -169,9 +170,9 @@ def draw(maps: Sequence[KeepMap], out: str | Path, *, title: str) -> Picture:
                     y0 + rect[3] * picture.height,
                 )
             top += thumb_h + 0.2
-        ax, _ = axes(_LEFT_IN, top, span * inch_per_s, _AUDIO_IN)
+        ax, _ = axes(_LEFT_IN, top, span * inch_per_s, _audio_height(km))
         _audio(ax, km, span, grid_seconds)
-        top += _AUDIO_IN + 0.42
+        top += _audio_height(km) + 0.42
 
     handles = [
         Patch(facecolor="none", edgecolor=KEPT_COLOR, linewidth=1.5, label="kept patch (outlined)"),
@@ -235,6 +236,10 @@ def _line(x0: float, x1: float, y: float, transform):
     return Line2D([x0, x1], [y, y], transform=transform, color="#888888", linewidth=0.8)
 
 
+def _audio_height(km: KeepMap) -> float:
+    return _AUDIO_IN + _AUDIO_STAGE_IN * (len(km.stages) - 1)
+
+
 def _audio(ax, km: KeepMap, span: float, grid_seconds: float) -> None:
     """Waveform envelope on top, one band of token marks per stage below it, chunk boundaries dashed."""
     stages = len(km.stages)
@@ -260,7 +265,7 @@ def _audio(ax, km: KeepMap, span: float, grid_seconds: float) -> None:
             ax.text(
                 -0.01,
                 y + band / 2,
-                _stage_label(stage, True),
+                f"{_stage_label(stage, True)}: {stage.audio_kept}",
                 transform=ax.get_yaxis_transform(),
                 ha="right",
                 va="center",
@@ -274,6 +279,7 @@ def _audio(ax, km: KeepMap, span: float, grid_seconds: float) -> None:
     ax.set_yticks([])
     ax.set_xlabel("seconds", fontsize=8, labelpad=1)
     ax.tick_params(axis="x", labelsize=8)
-    ax.set_ylabel("audio", fontsize=9, rotation=0, ha="right", va="center")
+    # "audio" beside the waveform (the stage labels sit beside the bands below it)
+    ax.text(-0.01, 0.0, "audio", transform=ax.get_yaxis_transform(), ha="right", va="center", fontsize=9)
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)

@@ -15,7 +15,7 @@ from .config import DEFAULT_VIDEO_DROP, CompressionConfig
 from .inputs import Protocol, effective_protocol, load_video
 from .keepmap import keep_map
 from .loading import LoadedModel, load_model
-from .methods import shortcuts_for
+from .methods import METHODS, shortcuts_for, takes_setting
 from .picture import Picture, draw
 
 __all__ = ["show", "DEFAULT_RETAIN"]
@@ -49,6 +49,21 @@ def _protocol(loaded: LoadedModel, max_pixels: int | None) -> Protocol:
     return replace(protocol, sampling=replace(sampling, min_pixels=low, max_pixels=max_pixels))
 
 
+def _params_per_method(names: list[str], params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each method's share of `params` (the settings it takes), so methods side by side can carry their own
+    (`k` for fastv, `drop_layers` for seats); a setting none of them takes is an error, not ignored."""
+    unknown = [name for name in names if name not in METHODS]
+    if unknown:
+        return {name: dict(params) for name in names}  # CompressionConfig names the unknown method
+    unused = [key for key in params if not any(takes_setting(name, key) for name in names)]
+    if unused:
+        raise ValueError(
+            f"method setting(s) {', '.join(unused)} are taken by none of {', '.join(names)}; "
+            "`omnisift methods` lists each method's settings."
+        )
+    return {name: {k: v for k, v in params.items() if takes_setting(name, k)} for name in names}
+
+
 def show(
     video: str | Path | None,
     out: str | Path,
@@ -71,7 +86,9 @@ def show(
     `retain` (when given) overrides `video_drop`, as in `CompressionConfig`.
     `video` None draws the demo's generated clip (`seconds` long, in a temporary folder removed after). `model` is a checkpoint folder, a
     fixture name ("tiny", "tiny-qwen3-omni") or an already loaded model. `max_pixels` caps the pixels of
-    a processed frame (more pixels: more, smaller patches). Needs the ``show`` extra (matplotlib).
+    a processed frame (more pixels: more, smaller patches). `method_params` go to the methods that take
+    them. Inner-LLM methods get one row per stage (the LLM input, then each reduced layer); their layers
+    must exist in the model (`seats` needs 5 or more LLM layers). Needs the ``show`` extra (matplotlib).
     """
     from ._extras import require
 
@@ -89,6 +106,7 @@ def show(
             video = make_clip(Path(scratch) / "clip.mp4", seconds, fps=2.0)
         media = load_video(video, protocol)
     chosen_selector = _selector_for(loaded, selector)
+    params = _params_per_method(names, dict(method_params or {}))
     maps = []
     for name in names:
         config = CompressionConfig(
@@ -97,7 +115,7 @@ def show(
             audio_drop=audio_drop,
             video_drop=video_drop,
             **shortcuts_for(name, selector=chosen_selector),
-            method_params=dict(method_params or {}),
+            method_params=params[name],
         )
         maps.append(keep_map(thinker, loaded.processor, media, config, protocol, prompt=prompt))
     weights = "random weights" if loaded.random_weights else "trained"
