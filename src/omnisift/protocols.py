@@ -15,7 +15,15 @@ from typing import Any
 from .inputs import DEFAULT_PRESET, Protocol
 from .media import SamplingConfig
 
-__all__ = ["PRESETS", "PROTOCOL_SETTINGS", "Preset", "preset_protocol", "protocol_label"]
+__all__ = [
+    "PRESETS",
+    "PROTOCOL_SETTINGS",
+    "Preset",
+    "effective_values",
+    "preset_protocol",
+    "protocol_label",
+    "values_text",
+]
 
 QWEN_SYSTEM_PROMPT = (
     "You are Qwen, a virtual human developed by the Qwen Team, Alibaba Group, capable of perceiving "
@@ -147,3 +155,35 @@ def protocol_label(protocol: Protocol, benchmark: str | None = None) -> str:
                 else f"{key}={getattr(source, key)}"
             )
     return protocol.preset + (f" ({', '.join(changed)})" if changed else "")
+
+
+def effective_values(recorded: dict[str, Any]) -> dict[str, Any]:
+    """The values a run actually used, from its recorded protocol (`Protocol.to_dict`, which leaves out a
+    default preset and fallback): pixels, frames, fps, system prompt, answer cap, fallback, preset."""
+    sampling = recorded.get("sampling", {})
+    return {
+        "preset": recorded.get("preset", DEFAULT_PRESET),
+        "max_pixels": sampling.get("max_pixels"),
+        "min_pixels": sampling.get("min_pixels"),
+        "max_frames": sampling.get("max_frames"),
+        "fps": sampling.get("fps"),
+        "system_prompt": recorded.get("system_prompt"),
+        "max_new_tokens": recorded.get("max_new_tokens"),
+        "unparsable": recorded.get("unparsable", "wrong"),
+    }
+
+
+def values_text(values: dict[str, Any]) -> str:
+    """One line for a report: "144*28*28 px/frame, <= 128 frames at 2 fps, system prompt 'You are ...',
+    answer cap 32, unparsable: random"."""
+    pixels = values["max_pixels"]
+    side = f"{pixels // 784}*28*28" if pixels and pixels % 784 == 0 else str(pixels)
+    prompt = values["system_prompt"]
+    if prompt is None:
+        prompt_text = "the template's"
+    else:  # both ends: the presets' prompts share their start (SEATS' adds a sentence to Qwen's)
+        prompt_text = repr(prompt if len(prompt) <= 60 else f"{prompt[:28]}...{prompt[-28:]}")
+    return (
+        f"{side} px/frame, <= {values['max_frames']} frames at {values['fps']:g} fps, system prompt "
+        f"{prompt_text}, answer cap {values['max_new_tokens']}, unparsable: {values['unparsable']}"
+    )

@@ -106,6 +106,16 @@ def test_eval_with_a_preset_records_it_and_report_shows_it(question_files, media
     table = capsys.readouterr().out
     assert "| Protocol" in table
     assert "seats (max_new_tokens=2)" in table and "omnisift-paper (max_new_tokens=2)" in table
+    # The effective values behind each label, as the run recorded them (the tiny model's frame bounds).
+    recorded = seats["identity"]["protocol"]["sampling"]
+    pixels = recorded["max_pixels"]
+    side = f"{pixels // 784}*28*28" if pixels % 784 == 0 else str(pixels)
+    line = next(x for x in table.splitlines() if x.startswith("- seats (max_new_tokens=2) on WorldSense:"))
+    assert f"{side} px/frame, <= 128 frames at 2 fps" in line
+    assert f"system prompt '{SEATS_SYSTEM_PROMPT[:28]}...{SEATS_SYSTEM_PROMPT[-28:]}'" in line
+    assert "answer cap 2" in line and "unparsable: wrong" in line  # WorldSense: SEATS scores unparsed wrong
+    line = next(x for x in table.splitlines() if x.startswith("- omnisift-paper (max_new_tokens=2) on"))
+    assert "<= 256 frames at 2 fps, system prompt the template's, answer cap 2, unparsable: wrong" in line
 
 
 def test_every_preset_is_a_valid_protocol() -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from .._extras import require
 from ..inner.accounting import layer_weighted, mean_flops_ratio
+from ..protocols import effective_values, values_text
 from .benchmarks import BENCHMARKS, OPEN_ENDED
 from .judge import Judge, cached_verdicts, judge_rows, load_verdicts
 from .results import merge_rows, read_meta, read_rows
@@ -68,6 +69,8 @@ class RunReport:
     meta: dict[str, Any]
     scores: dict[str, BenchmarkScore] = field(default_factory=dict)
     judge: str | None = None
+    protocols: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Benchmark -> the effective protocol values its rows were answered under (`effective_values`)."""
 
     @property
     def method(self) -> str:
@@ -148,6 +151,9 @@ def collect_runs(
             run.meta.get(k) != meta.get(k) for k in ("model", "method", "video_drop", "audio_drop", "retain")
         ):
             logger.warning("%s: benchmark folders of one run disagree on the configuration", run_dir)
+        recorded = meta.get("protocol") or (meta.get("identity") or {}).get("protocol")
+        if isinstance(recorded, dict):
+            run.protocols[benchmark] = effective_values(recorded)
         if not rows:
             continue
         verdicts = None
@@ -238,8 +244,10 @@ def format_table(runs: list[RunReport]) -> str:
         "Layer-avg kept %: audio+video tokens present averaged over the LLM's layers (= Kept % for methods that",
         "drop before the LLM only), token-weighted; Prefill FLOPs %: LLM prefill FLOPs relative to full tokens,",
         "mean over questions (docs/design.md gives the formula).",
-        "Protocol: the paper protocol preset the run used (omnisift eval --protocol), with settings changed from it.",
+        "Protocol: the paper protocol preset the run used (omnisift eval --protocol), with settings changed from it;",
+        "the values each protocol ran with (after the model's own limits):",
     ]
+    notes += _protocol_notes(runs, present)
     if any(run.meta.get("random_weights") for run in runs):
         notes.insert(
             0, "WARNING: runs labelled random weights use a random tiny model; their numbers mean nothing."
@@ -248,6 +256,21 @@ def format_table(runs: list[RunReport]) -> str:
     if judged:
         notes.append(f"Judge: {', '.join(judged)}.")
     return _markdown(header, body) + "\n\n" + "\n".join(notes)
+
+
+def _protocol_notes(runs: list[RunReport], present: list[str]) -> list[str]:
+    """The effective values behind each protocol label of the table (a preset's frame cap and system
+    prompt differ per benchmark), one line per distinct set of values."""
+    seen: dict[tuple[str, str], list[str]] = {}
+    for run in sorted(runs, key=_sort_key):
+        for benchmark in present:
+            values = run.protocols.get(benchmark)
+            if values is None or benchmark not in run.scores:
+                continue
+            titles = seen.setdefault((run.protocol, values_text(values)), [])
+            if TITLES[benchmark] not in titles:
+                titles.append(TITLES[benchmark])
+    return [f"- {label} on {', '.join(titles)}: {text}" for (label, text), titles in seen.items()]
 
 
 def format_paper_table() -> str:
