@@ -7,6 +7,7 @@ output folder and response cache, then budget A again; and `omnisift eval` at bu
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pytest
@@ -84,6 +85,17 @@ def test_results_carry_accuracy_kept_fraction_and_selection_time(runs: Runs) -> 
     assert results["throughput"]["avg_kept_fraction"] == pytest.approx(
         sum(s["kept_fraction"]["after"] / s["kept_fraction"]["before"] for s in samples) / len(samples)
     )
+    # The preset and the effective values the answers were made under (the model's own frame bounds).
+    assert json.loads(metrics["protocol,none"]) == {
+        "preset": "omnisift-paper",
+        "max_pixels": TINY_PIXELS[1],
+        "min_pixels": TINY_PIXELS[0],
+        "max_frames": 256,
+        "fps": 2.0,
+        "system_prompt": None,
+        "max_new_tokens": NEW_TOKENS,
+        "unparsable": "wrong",
+    }
     assert len(samples) == 4
     for sample in samples:  # logged per sample
         kept = sample["kept_fraction"]

@@ -122,3 +122,26 @@ def test_every_preset_is_a_valid_protocol() -> None:
     for name in PRESETS:
         for benchmark in (None, "dailyomni", "worldsense", "videomme", "omnivideobench", "video_salmonn"):
             assert preset_protocol(name, benchmark).preset == name
+
+
+def test_lmms_eval_records_the_preset_and_its_effective_values() -> None:
+    """What the lmms-eval model stores per answer and the tasks put in the results file (protocol,none)."""
+    from omnisift.lmms_eval.stats import protocol_record
+
+    seats = json.loads(protocol_record(preset_protocol("seats", "dailyomni", fps=1.0)))
+    assert seats == {
+        "preset": "seats",
+        "max_pixels": 144 * 28 * 28,
+        "min_pixels": Protocol().sampling.min_pixels,
+        "max_frames": 128,
+        "fps": 1.0,
+        "system_prompt": SEATS_SYSTEM_PROMPT,
+        "max_new_tokens": 32,
+        "unparsable": "random",
+    }
+    paper = json.loads(protocol_record(preset_protocol()))
+    assert (
+        paper["preset"] == "omnisift-paper"
+        and paper["system_prompt"] is None
+        and paper["unparsable"] == "wrong"
+    )

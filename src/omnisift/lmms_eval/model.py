@@ -202,6 +202,7 @@ class LmmsEvalModel(lmms):
                 layer_kept_tokens=tokens["layer_avg_kept_video"] * tokens["video_before"]
                 + tokens["layer_avg_kept_audio"] * tokens["audio_before"],
                 prefill_flops_ratio=tokens["prefill_flops_ratio"],
+                protocol=stats.protocol_record(protocol),
             )
             stats.put(self._question_id(requests[i]), record)
             new_tokens = result["new_tokens"][k]

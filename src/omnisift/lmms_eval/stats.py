@@ -9,11 +9,24 @@ the task reports accuracy alone.
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["SampleRecord", "clear", "put", "get", "token_weighted", "mean"]
+from omnisift.inputs import Protocol
+from omnisift.protocols import effective_values
+
+__all__ = [
+    "SampleRecord",
+    "clear",
+    "put",
+    "get",
+    "token_weighted",
+    "mean",
+    "same_protocol",
+    "protocol_record",
+]
 
 
 @dataclass(frozen=True)
@@ -31,6 +44,8 @@ class SampleRecord:
     """Audio+video tokens present averaged over the LLM's layers (None: as `tokens_after`, a pre-LLM run)."""
     prefill_flops_ratio: float | None = None
     """LLM prefill FLOPs relative to full tokens (None: not measured)."""
+    protocol: str | None = None
+    """JSON of the effective protocol values the answer was made under (`protocol_record`)."""
 
     def metrics(self) -> dict[str, Any]:
         """The per-sample metrics the tasks report (the error text stays in the model's log)."""
@@ -40,13 +55,15 @@ class SampleRecord:
 
     def task_metrics(self) -> dict[str, Any]:
         """What each task's `process_results` logs for this sample: counts for the token-weighted kept
-        fractions (at the LLM input, and averaged over its layers), the relative FLOPs and the selection time."""
+        fractions (at the LLM input, and averaged over its layers), the relative FLOPs, the selection time and
+        the effective protocol."""
         layer = self.tokens_after if self.layer_kept_tokens is None else self.layer_kept_tokens
         return {
             "kept_fraction": {"before": self.tokens_before, "after": self.tokens_after},
             "layer_avg_kept": {"before": self.tokens_before, "after": layer},
             "prefill_flops_ratio": 1.0 if self.prefill_flops_ratio is None else self.prefill_flops_ratio,
             "select_seconds": self.select_seconds,
+            "protocol": self.protocol,
         }
 
 
@@ -60,6 +77,21 @@ def token_weighted(items: list[dict[str, float]]) -> float:
 def mean(items: list[float]) -> float:
     """Plain mean (accuracy, relative FLOPs, selection time)."""
     return sum(items) / len(items) if items else 0.0
+
+
+def same_protocol(items: list[str | None]) -> str:
+    """The protocol every answer of the task was made under (JSON: preset, pixels, frames, fps, system
+    prompt, answer cap, fallback), so lmms-eval's results file carries it; "mixed: ..." if they differ."""
+    values = sorted({item for item in items if item})
+    if not values:
+        return "not recorded"
+    return values[0] if len(values) == 1 else "mixed: " + " | ".join(values)
+
+
+def protocol_record(protocol: Protocol) -> str:
+    """The preset and the effective values (pixels, frames, fps, system prompt, answer cap, fallback) of
+    a protocol as worked out for the model and task, as one JSON text (a results-file metric)."""
+    return json.dumps(effective_values(protocol.to_dict()), sort_keys=True)
 
 
 _RECORDS: dict[str, SampleRecord] = {}

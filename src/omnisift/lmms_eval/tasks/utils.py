@@ -152,6 +152,7 @@ def process_results_caption(doc: dict[str, Any], results: list[str]) -> dict[str
 
 token_weighted = stats.token_weighted
 mean = stats.mean
+same_protocol = stats.same_protocol
 
 
 def caption_error(items: list[dict[str, Any]]) -> float:
