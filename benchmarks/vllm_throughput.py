@@ -7,9 +7,10 @@ hidden 3584, 28 heads / 4 KV heads, MLP 18944; Qwen3-Omni-30B-A3B: hidden 2048, 
 does not depend on retain), the omnisift method with a random selector, and noisy clips with their audio
 at 2 fps. One engine per family (vLLM's default options: compiled model, engine core in its own process,
 through `AsyncLLM` as the OpenAI server uses it); every request names its retain
-(`omnisift.vllm.request_kwargs`). A concurrency level submits that many requests at once and waits for all
-(a burst); TTFT is per request, from submission to its first token. Prefix and multimodal caches are off so
-every request pays its full prefill. Run in .venv-vllm:
+(`omnisift.vllm.request_kwargs`). A concurrency level runs max(level, --min-requests) requests with at most
+`level` in flight (a new one starts when one finishes; level 1 is sequential); TTFT is per request, from
+submission to its first token (queueing behind the level's other requests included). Prefix and
+multimodal caches are off so every request pays its full prefill. Run in .venv-vllm:
 
     .venv-vllm/bin/python benchmarks/vllm_throughput.py --seconds 6 --out results/vllm_concurrency.json
 
@@ -147,23 +148,32 @@ async def sweep(engine, family: str, args, counter: list[int]) -> list[dict]:
 
     params = SamplingParams(max_tokens=args.new_tokens, temperature=0, ignore_eos=True)
 
-    async def burst(retain: float, count: int, seconds: float, seed: int) -> tuple[list[dict], float]:
+    async def burst(
+        retain: float, count: int, seconds: float, seed: int, concurrency: int
+    ) -> tuple[list[dict], float]:
+        """`count` requests with at most `concurrency` in flight (a new one starts when one finishes)."""
         prompts = [request(family, seconds, seed + i, retain, args.frame) for i in range(count)]
+        slots = asyncio.Semaphore(concurrency)
+
+        async def limited(prompt: dict, request_id: str) -> dict:
+            async with slots:
+                return await _one(engine, prompt, params, request_id)
+
         start = time.perf_counter()
         tasks = []
         for prompt in prompts:
             counter[0] += 1
-            tasks.append(_one(engine, prompt, params, f"r{counter[0]}"))
+            tasks.append(limited(prompt, f"r{counter[0]}"))
         results = await asyncio.gather(*tasks)
         return results, time.perf_counter() - start
 
     for retain in args.retain:  # warm-up: compiled shapes, the selector's first call
-        await burst(retain, 1, 2.0, 999)
+        await burst(retain, 1, 2.0, 999, 1)
     rows = []
     for concurrency in args.concurrency:
         for retain in args.retain:
             results, wall = await burst(
-                retain, max(concurrency, args.min_requests), args.seconds, 1000 * concurrency
+                retain, max(concurrency, args.min_requests), args.seconds, 1000 * concurrency, concurrency
             )
             ttfts = [r["ttft"] for r in results]
             rows.append(
