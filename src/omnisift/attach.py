@@ -302,6 +302,9 @@ class CompressionHandle:
                 "remove() first."
             )
         stats = input_accounting(stats, self.adapter)
+        valid = mask.bool() if mask is not None else torch.ones_like(ids, dtype=torch.bool)
+        every = torch.where(valid, torch.arange(ids.shape[1], device=ids.device), -1)
+        self.last_kept_positions = [{0: row} for row in source_positions(every)]  # a call that drops nothing
         decode_state = None
         if dropped or result.inputs_embeds is not embeds or inner:
             out = compress(result.keep, result.inputs_embeds, positions, mask)

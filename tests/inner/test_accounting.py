@@ -119,3 +119,13 @@ def test_stats_fields_of_an_uncompressed_sample_are_full() -> None:
         "layer_avg_kept_audio": 1.0,
         "prefill_flops_ratio": 1.0,
     }
+
+
+def test_kept_positions_of_a_call_that_drops_nothing_are_every_token(deep_thinker, singles) -> None:
+    config = CompressionConfig(method="random", video_drop=0.0, audio_drop=0.0)
+    with attach(deep_thinker, config) as handle, torch.no_grad():
+        deep_thinker(**singles[0], use_audio_in_video=True)
+    (kept,) = handle.last_kept_positions
+    (sample,) = handle.last_stats
+    assert sorted(kept) == [0] and kept[0].tolist() == list(range(singles[0]["input_ids"].shape[1]))
+    assert sample.layer_avg_kept_video == sample.prefill_flops_ratio == 1.0
