@@ -137,10 +137,13 @@ def test_zero_drop_is_bit_identical(family) -> None:
     with torch.no_grad():
         stock = thinker(**inputs, use_audio_in_video=True).logits
     stock_tokens = greedy(thinker, inputs)
-    with attach(thinker, CompressionConfig(video_drop=0.0, audio_drop=0.0, selector=family.selector)):
+    with attach(
+        thinker, CompressionConfig(video_drop=0.0, audio_drop=0.0, selector=family.selector)
+    ) as handle:
         with torch.no_grad():
             ours = thinker(**inputs, use_audio_in_video=True).logits
         our_tokens = greedy(thinker, inputs)
+        assert all(s.retained == 1.0 for s in handle.last_stats)
     assert torch.equal(stock, ours) and torch.equal(stock_tokens, our_tokens)
 
 
@@ -225,12 +228,17 @@ def test_generate_equals_a_manual_greedy_decode(family) -> None:
 def test_each_sample_alone_equals_the_batch(family) -> None:
     thinker = family.thinker
     with attach(thinker, CompressionConfig(selector=family.selector, **CONFIG)) as handle:
+        with torch.no_grad():
+            last = thinker(**family.inputs, use_audio_in_video=True).logits[:, -1]
         together = greedy(thinker, family.inputs)
         stats = handle.last_stats
         for i, (clip, prompt) in enumerate(zip(family.clips, PROMPTS, strict=True)):
             alone = _model_inputs(prepare_inputs(family.loaded, clip, prompt))
-            assert torch.equal(greedy(thinker, alone)[0], together[i]), i
+            with torch.no_grad():
+                alone_last = thinker(**alone, use_audio_in_video=True).logits[:, -1]
             assert handle.last_stats[0] == stats[i]
+            torch.testing.assert_close(alone_last[0], last[i], rtol=1e-4, atol=1e-4)
+            assert torch.equal(greedy(thinker, alone)[0], together[i]), i
 
 
 def test_misplaced_deepstack_features_change_the_output(family) -> None:
