@@ -19,7 +19,7 @@ from omnisift import (
 )
 from omnisift.models.qwen2_5_omni import fixtures as tiny
 from omnisift.testing.clips import tone_clips
-from omnisift.testing.hooks import language_model_inputs
+from omnisift.testing.hooks import attached_then_removed, language_model_inputs
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -54,11 +54,7 @@ def test_remove_restores_the_stock_model(thinker, batch, selector) -> None:
     with torch.no_grad():
         before = thinker(**batch, use_audio_in_video=True).logits
     handle = attach(thinker, CompressionConfig(selector=selector))
-    with torch.no_grad():
-        compressed = thinker(**batch, use_audio_in_video=True).logits
-    handle.remove()
-    with torch.no_grad():
-        after = thinker(**batch, use_audio_in_video=True).logits
+    compressed, after = attached_then_removed(thinker, batch, handle)
     assert compressed.shape[1] < before.shape[1]
     assert torch.equal(before, after)
     assert not thinker.model.language_model._forward_pre_hooks

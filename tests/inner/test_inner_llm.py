@@ -13,7 +13,7 @@ from omnisift.inner import block_schedule, retention_pair
 from omnisift.inner.encoder_stats import EncoderAttentionRecorder
 from omnisift.models import find_adapter
 from omnisift.models.qwen2_5_omni import fixtures as tiny
-from omnisift.testing.hooks import language_model_inputs
+from omnisift.testing.hooks import attached_then_removed, language_model_inputs
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -131,11 +131,7 @@ def test_retain_one_is_bit_identical_and_remove_restores_stock(method, deep_thin
         )
     assert torch.equal(same, stock) and torch.equal(same_tokens, stock_tokens)
     handle = attach(deep_thinker, _config(method))
-    with torch.no_grad():
-        pruned = deep_thinker(**batch, use_audio_in_video=True).logits
-    handle.remove()
-    with torch.no_grad():
-        after = deep_thinker(**batch, use_audio_in_video=True).logits
+    pruned, after = attached_then_removed(deep_thinker, batch, handle)
     assert pruned.shape[1] < stock.shape[1]
     assert torch.equal(after, stock)
     assert not any(layer._forward_pre_hooks for layer in deep_thinker.model.language_model.layers)

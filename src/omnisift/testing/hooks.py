@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["language_model_inputs"]
+__all__ = ["attached_then_removed", "language_model_inputs"]
 
 
 def language_model_inputs(thinker: nn.Module, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -25,3 +25,16 @@ def language_model_inputs(thinker: nn.Module, inputs: dict[str, Any]) -> dict[st
     finally:
         hook.remove()
     return seen
+
+
+def attached_then_removed(
+    model: nn.Module, inputs: dict[str, Any], handle: Any
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits of `model` on `inputs` with `handle`'s compression attached, then after `handle.remove()`:
+    the pair a test compares with the stock logits (removing must restore them)."""
+    with torch.no_grad():
+        attached = model(**inputs, use_audio_in_video=True).logits
+    handle.remove()
+    with torch.no_grad():
+        after = model(**inputs, use_audio_in_video=True).logits
+    return attached, after
