@@ -200,6 +200,22 @@ def test_fp32_selector_module_follows_a_bf16_model(single, order, training) -> N
     handle.remove()
 
 
+def test_interleaved_video_audio_without_use_audio_in_video_is_refused(thinker, single) -> None:
+    """The processor interleaved the audio into the video; run without use_audio_in_video=True the model
+    builds separate positions, which main compressed silently (video kept whole, audio cut)."""
+    with torch.no_grad():
+        stock = thinker(**single).logits
+        with (
+            attach(thinker, CompressionConfig(**VIDEO_HALF)),
+            pytest.raises(RuntimeError, match="interleaved"),
+        ):
+            thinker(**single)
+        with attach(thinker, CompressionConfig(**VIDEO_HALF)), pytest.raises(RuntimeError, match="=False"):
+            thinker.generate(**single, use_audio_in_video=False, max_new_tokens=2)
+        with attach(thinker, CompressionConfig(**ZERO)):
+            assert torch.equal(thinker(**single).logits, stock)
+
+
 def _assert_runs_like_stock(thinker, runs, settings: dict) -> None:
     """Every output of `runs()` with compression attached equals the stock model's, bit for bit."""
     stock = runs()

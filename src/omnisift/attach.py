@@ -11,9 +11,10 @@ compact cache to the same point. `rope_deltas` is set from the kept positions so
 
 Per-call state (the captured `input_ids`, whether media features came with the call) is thread-local,
 so one attached model serves several threads. Calls that compress nothing (text only, placeholder ids
-without media features, a zero budget) pass through untouched, whatever the cache, mask or labels.
-Refused, with an error naming the cause, only where compressing would make the result wrong: see
-`CompressionHandle._refuse` callers (README "Refusals").
+without media features, media without a video for a pre-LLM method, a zero budget) pass through untouched,
+whatever the cache, mask or labels. Refused, with an error naming the cause, only where compressing would
+make the result wrong: `_refusal`, `_layout_refusal`, `_talker_refusal` (README "Refusals"). With
+`output_router_logits` (MoE) the thinker's load-balancing loss is recomputed on the rows the LLM saw.
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ class CallStats:
 _MEDIA_FEATURES = ("input_features", "pixel_values", "pixel_values_videos", "mm_encoder_outputs")
 """Thinker inputs that carry media features: only a call with one of them has anything to compress."""
 
+_VIDEO_FEATURES = ("pixel_values_videos", "mm_encoder_outputs")
+"""Thinker inputs that may carry video features (encoder outputs are opaque: they may)."""
+
 
 @dataclass
 class _Call:
@@ -69,7 +73,14 @@ class _Call:
 
     input_ids: torch.Tensor | None = None
     has_features: bool = False
+    has_video_features: bool = False
     has_labels: bool = False
+    audio_in_video: bool | None = None
+    """The call's `use_audio_in_video` (None: not passed, the model's default False)."""
+    router_loss: bool = False
+    """The caller asked for router logits (MoE): the aux loss is computed here, on the rows the LLM saw."""
+    router_mask: torch.Tensor | None = None
+    """The 2D mask of the rows the LLM saw when compression changed them (else the caller's mask is used)."""
 
 
 @dataclass
@@ -172,23 +183,66 @@ class CompressionHandle:
             call = self._local.call = _Call()
         return call
 
-    def _on_thinker(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+    def _on_thinker(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
         refusal = _talker_refusal(self.adapter)
         if refusal is not None:  # the talker was enabled after attach
             raise RuntimeError(refusal)
-        self._local.call = _Call(
+        call = self._local.call = _Call(
             has_features=any(kwargs.get(name) is not None for name in _MEDIA_FEATURES),
+            has_video_features=any(kwargs.get(name) is not None for name in _VIDEO_FEATURES),
             has_labels=kwargs.get("labels") is not None,
+            audio_in_video=kwargs.get("use_audio_in_video"),
         )
+        if not (
+            call.has_features and not self.zero_budget and self.adapter.wants_router_aux_loss(module, kwargs)
+        ):
+            return None
+        if self._inner is not None:
+            raise RuntimeError(
+                "omnisift: output_router_logits=True with an inner-LLM method: its layers run on different token "
+                "counts, so no one mask fits the load-balancing loss. Pass output_router_logits=False, or use a "
+                "method that compresses before the LLM."
+            )
+        # The stock thinker would weigh the compressed rows' router logits with the full-length mask; it
+        # skips its aux loss and `_on_thinker_output` computes it on the rows the LLM saw.
+        call.router_loss = True
+        kwargs["output_router_logits"] = False
+        return args, kwargs
+
+    def _on_thinker_output(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> Any:
+        call = getattr(self._local, "router_call", None)
+        self._local.router_call = None
+        if call is None:
+            return None
+        if not isinstance(output, dict):
+            raise RuntimeError(
+                "omnisift: output_router_logits=True with return_dict=False: the load-balancing loss is recomputed "
+                "on the kept rows and needs the model's output object. Drop return_dict=False."
+            )
+        mask = call.router_mask if call.router_mask is not None else kwargs.get("attention_mask")
+        aux = self.adapter.router_aux_loss(output.router_logits, mask)
+        output["aux_loss"] = aux
+        if output.get("loss") is not None:
+            output["loss"] = output["loss"] + module.router_aux_loss_coef * aux.to(output["loss"].device)
+        return output
 
     def _on_thinker_model(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         call = self._call()
         call.input_ids = kwargs.get("input_ids", args[0] if args else None)
         call.has_features = call.has_features or any(kwargs.get(name) is not None for name in _MEDIA_FEATURES)
+        if kwargs.get("use_audio_in_video") is not None:
+            call.audio_in_video = kwargs["use_audio_in_video"]
 
     def _on_language_model(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
         call = self._call()
         self._local.call = None
+        if call.router_loss:
+            kwargs["output_router_logits"] = True
+            self._local.router_call = call
+            return self._on_media_call(module, call, kwargs) or ((), kwargs)
+        return self._on_media_call(module, call, kwargs)
+
+    def _on_media_call(self, module: nn.Module, call: _Call, kwargs: dict) -> tuple[tuple, dict] | None:
         if self._inner is not None:
             self._inner.cancel()  # inner-LLM drops run only for a prefill handed over below
         if self.zero_budget and not call.has_features:
@@ -201,14 +255,24 @@ class CompressionHandle:
             return self._decode_step(cache, call, kwargs)
         return self._prefill(module, cache, call, kwargs)
 
-    def _has_media(self, ids: torch.Tensor | None) -> bool:
+    def _may_drop(self, call: _Call) -> bool:
+        """Whether this media call has tokens the method could drop. Methods that compress before the LLM
+        drop only inside videos (images and audio outside a video are never touched); inner-LLM methods
+        may drop any audio or video token. Without input_ids, the features say."""
         token_ids = self.adapter.token_ids
-        return ids is not None and bool(((ids == token_ids.video) | (ids == token_ids.audio)).any())
+        ids = call.input_ids
+        if self._inner is not None:
+            return (
+                call.has_features
+                if ids is None
+                else bool(((ids == token_ids.video) | (ids == token_ids.audio)).any())
+            )
+        return call.has_video_features if ids is None else bool((ids == token_ids.video).any())
 
     def _decode_step(self, cache: Any, call: _Call, kwargs: dict) -> tuple[tuple, dict] | None:
         with self._lock:
             state = self._decode.get(cache)
-        if call.has_features and (state is not None or not self.zero_budget):
+        if call.has_features and (state is not None or (not self.zero_budget and self._may_drop(call))):
             raise RuntimeError(
                 "omnisift: media features (pixel_values_videos, input_features, ...) arrived on a non-empty cache "
                 "(continuing generation from a cache with new media, or chunked prefill). Compression runs once "
@@ -265,8 +329,8 @@ class CompressionHandle:
 
     def _prefill(self, module: nn.Module, cache: Any, call: _Call, kwargs: dict) -> tuple[tuple, dict] | None:
         embeds = kwargs.get("inputs_embeds")
-        if embeds is None or not call.has_features:
-            return None  # text only, or placeholder ids without media: nothing to compress
+        if embeds is None or not call.has_features or not self._may_drop(call):
+            return None  # text only, placeholder ids without media, or no token the method drops
         ids = call.input_ids
         if ids is None:
             if self.zero_budget:
@@ -279,9 +343,7 @@ class CompressionHandle:
             raise RuntimeError(
                 f"omnisift: input_ids {tuple(ids.shape)} do not match embeddings {tuple(embeds.shape[:2])}."
             )
-        if not self._has_media(ids):
-            return None
-        refusal = self._refusal(cache, call, kwargs)
+        refusal = self._refusal(cache, call, kwargs) or self._layout_refusal(call, ids)
         if refusal is not None:
             if self.zero_budget:
                 return None  # nothing would be dropped: run exactly like the stock model
@@ -314,6 +376,7 @@ class CompressionHandle:
             self.adapter.filter_inputs(kwargs, result.keep, out.source_index)
             mask_dtype = mask.dtype if mask is not None else torch.long
             kwargs["attention_mask"] = out.attention_mask.to(mask_dtype)
+            call.router_mask = kwargs["attention_mask"]
             kept_positions = torch.where(out.attention_mask.bool(), out.position_ids[-3:].amax(0), -1)
             kept_length = out.attention_mask.sum(1)
             self.adapter.set_rope_deltas((kept_positions.amax(1) + 1 - kept_length).unsqueeze(1))
@@ -383,6 +446,25 @@ class CompressionHandle:
             samples=stats,
             publish=publish,
             deepstack=deepstack,
+        )
+
+    def _layout_refusal(self, call: _Call, ids: torch.Tensor) -> str | None:
+        """Why the model's positions misread these tokens, or None: a video with its audio track interleaved
+        (`<vision_bos><audio_bos>`, the processor's layout with use_audio_in_video=True) run without
+        use_audio_in_video=True gets positions of separate audio and video, which the selection would read as
+        one-token video grids and audio outside any chunk."""
+        if call.audio_in_video:
+            return None
+        token_ids = self.adapter.token_ids
+        interleaved = (ids[:, :-1] == token_ids.vision_bos) & (ids[:, 1:] == token_ids.audio_bos)
+        if not bool(interleaved.any()):
+            return None
+        return (
+            "input_ids hold a video with its audio track interleaved (<vision_bos><audio_bos> ...: the processor "
+            f"built them with use_audio_in_video=True), but this call has use_audio_in_video={call.audio_in_video} "
+            "(None is the model's default, False), so the model builds the positions of separate audio and video "
+            "and the audio/video layout would be misread. Pass use_audio_in_video=True to forward/generate (the "
+            "processor's output does not carry it), or encode the video without its audio."
         )
 
     @staticmethod
@@ -489,6 +571,7 @@ def attach(model: nn.Module, config: CompressionConfig | None = None) -> Compres
     if isinstance(method, InnerLLMMethod):
         handle._inner = InnerRuntime(adapter.language_model, method, adapter)
     handle._hooks.append(adapter.thinker.register_forward_pre_hook(handle._on_thinker, with_kwargs=True))
+    handle._hooks.append(adapter.thinker.register_forward_hook(handle._on_thinker_output, with_kwargs=True))
     handle._hooks.append(
         adapter.thinker_model.register_forward_pre_hook(handle._on_thinker_model, with_kwargs=True)
     )

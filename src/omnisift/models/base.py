@@ -230,6 +230,17 @@ class ModelAdapter(ABC):
         """The vision encoder's last self-attention; families without a usable one raise NotImplementedError."""
         raise NotImplementedError(f"{self.family}: the vision encoder's attention is not exposed")
 
+    def wants_router_aux_loss(self, thinker: nn.Module, kwargs: dict[str, Any]) -> bool:
+        """Whether this thinker call returns a mixture-of-experts load-balancing loss (never, for dense LLMs)."""
+        return False
+
+    def router_aux_loss(
+        self, router_logits: tuple[torch.Tensor, ...], attention_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The load-balancing loss of `router_logits` (one [rows, experts] tensor per layer) over the rows
+        `attention_mask` marks, as the stock thinker computes it."""
+        raise NotImplementedError(f"{self.family} has no mixture-of-experts router")
+
     def filter_inputs(self, kwargs: dict[str, Any], keep: torch.Tensor, source_index: torch.Tensor) -> None:
         """Filter `filtered_inputs` in the language model's kwargs with the keep mask (in place).
 

@@ -124,6 +124,21 @@ class Qwen3OmniMoeAdapter(ModelAdapter):
             merge_unit=unit,
         )
 
+    def wants_router_aux_loss(self, thinker: torch.nn.Module, kwargs: dict[str, Any]) -> bool:
+        wanted = kwargs.get("output_router_logits")
+        return bool(thinker.config.text_config.output_router_logits if wanted is None else wanted)
+
+    def router_aux_loss(
+        self, router_logits: tuple[torch.Tensor, ...], attention_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        from transformers.models.qwen3_omni_moe import (
+            modeling_qwen3_omni_moe as stock,
+        )  # here: keeps imports light
+
+        return stock.load_balancing_loss_func(
+            router_logits, self.thinker.num_experts, self.thinker.num_experts_per_tok, attention_mask
+        )
+
     def filter_inputs(self, kwargs: dict[str, Any], keep: torch.Tensor, source_index: torch.Tensor) -> None:
         """Keep the DeepStack mask and features of the kept visual tokens only, in compact order.
 
