@@ -216,6 +216,27 @@ def test_interleaved_video_audio_without_use_audio_in_video_is_refused(thinker, 
             assert torch.equal(thinker(**single).logits, stock)
 
 
+def test_placeholder_ids_in_a_text_only_prompt_generate_like_stock(thinker, processor, single) -> None:
+    """Video/audio placeholder ids with no media features (left padded, after a compressed call that left
+    its decode state and rope deltas behind): prefill and generate equal stock."""
+    ids = processor.tokenizer(
+        ["hi <|VIDEO|> there <|AUDIO|> x", "b <|VIDEO|><|VIDEO|>"], return_tensors="pt", padding=True,
+        padding_side="left",
+    )  # fmt: skip
+    assert bool((ids["input_ids"] == tiny.VIDEO_ID).any())
+
+    def runs():
+        with torch.no_grad():
+            return thinker(**ids).logits, thinker.generate(**ids, max_new_tokens=6, do_sample=False)
+
+    stock = runs()
+    with attach(thinker, CompressionConfig(**VIDEO_HALF)) as handle:
+        _greedy(thinker, single, n=2)
+        assert handle.history[-1].compressed
+        got = runs()
+    assert torch.equal(got[0], stock[0]) and torch.equal(got[1], stock[1])
+
+
 def _assert_runs_like_stock(thinker, runs, settings: dict) -> None:
     """Every output of `runs()` with compression attached equals the stock model's, bit for bit."""
     stock = runs()

@@ -8,11 +8,10 @@ import pytest
 import torch
 from transformers.models.qwen3_omni_moe import modeling_qwen3_omni_moe as stock_modeling
 
+from models.test_qwen3_omni import HIDDEN, model_inputs
 from omnisift import CompressionConfig, VisionGuidedAudioSelector, attach
 from omnisift.models.qwen3_omni_moe import fixtures as tiny
 from omnisift.models.qwen3_omni_moe import synthetic as S
-
-from models.test_qwen3_omni import HIDDEN, model_inputs
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
 

@@ -1,7 +1,8 @@
-"""pytest plugin: attach omnisift to every Qwen2.5-Omni model that transformers' own tests build.
+"""pytest plugin: attach omnisift to every Qwen2.5-Omni or Qwen3-Omni-MoE model transformers' own tests build.
 
-Loaded into a pytest run of transformers' `tests/models/qwen2_5_omni/test_modeling_qwen2_5_omni.py`
-(see tests/test_transformers_suite.py) with `-p omnisift_plugin` and two options:
+Loaded into a pytest run of transformers' `tests/models/qwen2_5_omni/test_modeling_qwen2_5_omni.py` or
+`tests/models/qwen3_omni_moe/test_modeling_qwen3_omni_moe.py` (see tests/test_transformers_suite.py) with
+`-p omnisift_plugin`, `--omnisift-family` (`qwen2_5_omni`, `qwen3_omni_moe`) and two options:
 
 `--omnisift-attach`
     `none`: stock. `zero`: `CompressionConfig(video_drop=0, audio_drop=0)`, which must behave exactly like
@@ -14,12 +15,15 @@ Loaded into a pytest run of transformers' `tests/models/qwen2_5_omni/test_modeli
     `stock`: the tests' own inputs (audio + one image; no video, so even a non-zero budget drops only
     audio). `video-audio`: the audio block becomes a video with its audio (`use_audio_in_video=True`):
     `<vision_bos><audio_bos>` + 8 video tokens (grid 2x2x2, 1 s per grid: one 2 s chunk) + the 7 audio
-    tokens + `<audio_eos><vision_eos>`, the image kept. Run stock with this variant too: the tests' own
-    expectations about the inputs (e.g. batch slicing) are then the same on both sides.
+    tokens + `<audio_eos><vision_eos>`, the image kept. Qwen3-Omni-MoE: the same block with its video and
+    audio tokens merge-sorted by t id as its processor lays them (4 video tokens at t 0, the 4 audio tokens at
+    t 0..3, 4 video tokens at t 13). Run stock with this variant too: the tests' own expectations about the
+    inputs (e.g. batch slicing) are then the same on both sides.
 
 Attaching happens in `post_init` (end of `__init__`), so models built directly, by `from_pretrained` and
 by the full model's constructor are all attached; a full model's thinker handle is replaced by one on the
-full model (which also refuses the talker). `--omnisift-report PATH` writes JSON counts (models attached,
+full model, except when the full model has its talker (attach refuses such a model: its thinker stays
+attached, as the refusal advises). `--omnisift-report PATH` writes JSON counts (models attached,
 prefills compressed, tokens before/after) so a run can show that compression really happened.
 """
 
@@ -38,7 +42,11 @@ _ATTACH_MODES = ("none", "zero", "drop")
 _INPUT_MODES = ("stock", "video-audio")
 _VIDEO_GRID = (2, 2, 2)
 _DROP = {"video_drop": 0.5, "audio_drop": 0.5}
-_TESTER = "Qwen2_5OmniThinkerForConditionalGenerationTester"
+_FAMILIES = {
+    "qwen2_5_omni": ("Qwen2_5Omni", "Qwen2_5OmniThinkerForConditionalGenerationTester"),
+    "qwen3_omni_moe": ("Qwen3OmniMoe", "Qwen3OmniMoeThinkerForConditionalGenerationTester"),
+}
+"""Family -> (transformers class-name prefix, the tests' tester class)."""
 
 _handles: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _selectors: dict[int, torch.nn.Module] = {}
@@ -48,6 +56,7 @@ _finalizers: list[weakref.finalize] = []
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("omnisift")
+    group.addoption("--omnisift-family", choices=sorted(_FAMILIES), default="qwen2_5_omni")
     group.addoption("--omnisift-attach", choices=_ATTACH_MODES, default="none")
     group.addoption("--omnisift-inputs", choices=_INPUT_MODES, default="stock")
     group.addoption("--omnisift-report", default=None, help="write JSON counts of what was compressed here")
@@ -56,12 +65,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     mode = config.getoption("--omnisift-attach")
     if mode != "none":
-        _patch_post_init(mode)
+        _patch_post_init(mode, _FAMILIES[config.getoption("--omnisift-family")][0])
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.config.getoption("--omnisift-inputs") == "video-audio":
-        _patch_inputs(item)
+        _patch_inputs(item, _FAMILIES[item.config.getoption("--omnisift-family")][1])
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -95,10 +104,11 @@ def _random_selector(hidden_size: int) -> torch.nn.Module:
     return _selectors[hidden_size]
 
 
-def _patch_post_init(mode: str) -> None:
-    from transformers import Qwen2_5OmniForConditionalGeneration, Qwen2_5OmniThinkerForConditionalGeneration
+def _patch_post_init(mode: str, prefix: str) -> None:
+    import transformers
 
-    for cls in (Qwen2_5OmniThinkerForConditionalGeneration, Qwen2_5OmniForConditionalGeneration):
+    for name in ("ThinkerForConditionalGeneration", "ForConditionalGeneration"):
+        cls = getattr(transformers, prefix + name)
         original = cls.post_init
 
         def post_init(self: torch.nn.Module, _original: Any = original) -> None:
@@ -114,6 +124,11 @@ def _attach(model: torch.nn.Module, mode: str) -> None:
     if model in _handles:
         return  # post_init called again on the same model
     thinker = getattr(model, "thinker", None)
+    if getattr(model, "talker", None) is not None:
+        _counts["full_models_with_talker_thinker_kept"] += (
+            1  # attach refuses them; the thinker stays attached
+        )
+        return
     if thinker is not None and thinker in _handles:
         _handles.pop(thinker).remove()  # the full model's attachment replaces its thinker's
         _counts["thinker_handles_replaced"] += 1
@@ -138,8 +153,8 @@ def _record(history: Any) -> None:
 # the video-with-audio input variant ------------------------------------------------------------------
 
 
-def _patch_inputs(item: pytest.Item) -> None:
-    tester = getattr(item.module, _TESTER, None)
+def _patch_inputs(item: pytest.Item, tester_name: str) -> None:
+    tester = getattr(item.module, tester_name, None)
     if tester is None:
         return
     if not getattr(tester, "_omnisift_video_audio", False):
@@ -186,8 +201,7 @@ def _with_video_and_audio(config: Any, inputs: dict) -> dict:
     ids[ids == config.video_token_id] = config.get_text_config().pad_token_id  # random text held video ids
     block = (
         [config.vision_start_token_id, config.audio_start_token_id]
-        + [config.video_token_id] * video_tokens
-        + [config.audio_token_id] * audio_tokens
+        + _video_and_audio_order(config, video_tokens, audio_tokens)
         + [config.audio_end_token_id, config.vision_end_token_id]
     )
     ids[:, 1 : 1 + len(block)] = torch.tensor(block, device=ids.device)
@@ -202,3 +216,19 @@ def _with_video_and_audio(config: Any, inputs: dict) -> dict:
         "video_second_per_grid": torch.ones(batch, device=ids.device),
         "use_audio_in_video": True,
     }
+
+
+def _video_and_audio_order(config: Any, video_tokens: int, audio_tokens: int) -> list[int]:
+    """The video and audio placeholders of one video with its audio (1 s per grid). Qwen2.5-Omni: one 2 s
+    chunk, its video then its audio. Qwen3-Omni-MoE: merge-sorted by t id (a video token first on equal t):
+    video t = grid * position_id_per_seconds, audio t = its index."""
+    if "Qwen3" not in type(config).__name__:
+        return [config.video_token_id] * video_tokens + [config.audio_token_id] * audio_tokens
+    per_grid = video_tokens // _VIDEO_GRID[0]
+    video_t = [
+        grid * config.position_id_per_seconds for grid in range(_VIDEO_GRID[0]) for _ in range(per_grid)
+    ]
+    keyed = [(t, 0, config.video_token_id) for t in video_t] + [
+        (t, 1, config.audio_token_id) for t in range(audio_tokens)
+    ]
+    return [token for _, _, token in sorted(keyed)]
