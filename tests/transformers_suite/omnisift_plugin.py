@@ -125,9 +125,8 @@ def _attach(model: torch.nn.Module, mode: str) -> None:
         return  # post_init called again on the same model
     thinker = getattr(model, "thinker", None)
     if getattr(model, "talker", None) is not None:
-        _counts["full_models_with_talker_thinker_kept"] += (
-            1  # attach refuses them; the thinker stays attached
-        )
+        # attach refuses a full model with its talker: its thinker stays attached
+        _counts["full_models_with_talker_thinker_kept"] += 1
         return
     if thinker is not None and thinker in _handles:
         _handles.pop(thinker).remove()  # the full model's attachment replaces its thinker's
