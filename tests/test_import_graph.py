@@ -24,6 +24,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "media_check",
             "textfiles",
             "weight_files",
+            "output_paths",
             "testing",
             "testing.clips",
             "testing.hooks",

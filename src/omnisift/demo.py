@@ -24,6 +24,7 @@ from .inputs import prepare_inputs
 from .loading import LoadedModel, load_model
 from .measure import measure
 from .models import find_adapter
+from .output_paths import check_output_file
 from .selector import RANDOM_SELECTOR, source_selector
 
 __all__ = ["DemoRun", "run_demo", "format_demo"]
@@ -90,6 +91,8 @@ def run_demo(
     settings: list[float] = [1.0, *(retain or [0.35, 0.25])]
     for target in settings:  # the config's message for a bad retain (1.5, nan, inf), before the model loads
         BudgetSettings(DEFAULT_VIDEO_DROP, DEFAULT_AUDIO_DROP, target)
+    if picture is not None:
+        check_output_file(picture, "--picture")  # before the runs, not when the picture is drawn last
     loaded, selector, random_weights = _load(model_path, selector_path, device, dtype)
     with tempfile.TemporaryDirectory(prefix="omnisift-demo-") as workdir:  # generated clips go with it
         return _run(

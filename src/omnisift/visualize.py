@@ -16,6 +16,7 @@ from .inputs import Protocol, effective_protocol, load_video
 from .keepmap import keep_map
 from .loading import LoadedModel, load_model
 from .methods import METHODS, shortcuts_for, takes_setting
+from .output_paths import check_output_file
 from .picture import Picture, draw
 
 __all__ = ["show", "DEFAULT_RETAIN"]
@@ -93,6 +94,7 @@ def show(
     from ._extras import require
 
     require("matplotlib", "show")  # before any model work: a missing extra fails at once
+    check_output_file(out, "--out")
     names = [m.strip() for m in methods.split(",")] if isinstance(methods, str) else list(methods)
     if not names or not all(names):
         raise ValueError(f"methods={methods!r}: name at least one method (`omnisift methods` lists them).")

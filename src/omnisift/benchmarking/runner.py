@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .._extras import require
+from ..output_paths import check_output_folder
 
 __all__ = ["SUITES", "run"]
 
@@ -42,6 +43,9 @@ def run(
     for name, value in (("max_input_gb", max_input_gb), ("time_budget_s", time_budget_s)):
         if not isinstance(value, (int, float)) or not 0 < value < float("inf"):
             raise ValueError(f"{name} must be a positive number, got {value!r}.")
+    check_output_folder(out, "--out")
+    if figures is not None:
+        check_output_folder(figures, "--figures")
     require("matplotlib", "bench")  # before minutes of measuring, not after
     import torch
 

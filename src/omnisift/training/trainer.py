@@ -43,6 +43,7 @@ from .._extras import require
 from ..config import CompressionConfig
 from ..inputs import Protocol, effective_protocol
 from ..loading import is_tiny, load_model
+from ..output_paths import check_output_folder
 from ..selector import (
     CHECKPOINT_PREFIX,
     RANDOM_SELECTOR,
@@ -569,6 +570,7 @@ def train(
     set_seed = require("accelerate.utils", "train").set_seed
 
     out = Path(config.out)
+    check_output_folder(out, "--out")  # a file or read-only folder is named before anything is loaded
     if not config.resume and out.exists() and any(out.iterdir()) and not config.overwrite:
         _claim_out(out, config)  # refuses before anything is loaded
     if config.resume and _read_run_config(out) is None and not _checkpoint_dirs(out):
