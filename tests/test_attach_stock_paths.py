@@ -237,6 +237,29 @@ def test_placeholder_ids_in_a_text_only_prompt_generate_like_stock(thinker, proc
     assert torch.equal(got[0], stock[0]) and torch.equal(got[1], stock[1])
 
 
+def test_a_media_block_without_its_features_generates_like_stock(thinker, processor) -> None:
+    """generate hands the thinker an empty `mm_encoder_outputs` dict on every prefill, text-only prompts
+    included; main took it for media features, so a prompt holding a whole video-with-audio block of
+    placeholders (and no features) was refused in generate while its forward ran like stock."""
+    block = "<|vision_bos|><|audio_bos|><|VIDEO|><|AUDIO|><|VIDEO|><|audio_eos|><|vision_eos|>"
+    ids = processor.tokenizer([block + " what", "hi " + block], return_tensors="pt", padding=True, padding_side="left")
+    for audio_in_video in ({}, {"use_audio_in_video": True}):
+
+        def runs(audio_in_video=audio_in_video):
+            thinker.model.rope_deltas = None
+            with torch.no_grad():
+                return (
+                    thinker(**ids, **audio_in_video).logits,
+                    thinker.generate(**ids, **audio_in_video, max_new_tokens=4, do_sample=False),
+                )
+
+        stock = runs()
+        with attach(thinker, CompressionConfig(**VIDEO_HALF)) as handle:
+            got = runs()
+        assert not any(call.compressed for call in handle.history)
+        assert torch.equal(got[0], stock[0]) and torch.equal(got[1], stock[1])
+
+
 def _assert_runs_like_stock(thinker, runs, settings: dict) -> None:
     """Every output of `runs()` with compression attached equals the stock model's, bit for bit."""
     stock = runs()

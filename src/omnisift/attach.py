@@ -60,11 +60,26 @@ class CallStats:
     compressed: bool
 
 
-_MEDIA_FEATURES = ("input_features", "pixel_values", "pixel_values_videos", "mm_encoder_outputs")
-"""Thinker inputs that carry media features: only a call with one of them has anything to compress."""
+_MEDIA_FEATURES = ("input_features", "pixel_values", "pixel_values_videos")
+"""Thinker inputs that carry media features: only a call with one of them (or with encoder outputs, see
+`_has_features`) has anything to compress."""
 
-_VIDEO_FEATURES = ("pixel_values_videos", "mm_encoder_outputs")
-"""Thinker inputs that may carry video features (encoder outputs are opaque: they may)."""
+
+def _encoded(kwargs: dict, kind: str | None = None) -> bool:
+    """Whether `mm_encoder_outputs` holds encoded media (of `kind`, or of any kind). generate passes an empty
+    dict on every prefill, text-only prompts included, so presence alone says nothing."""
+    encoded = kwargs.get("mm_encoder_outputs")
+    if not isinstance(encoded, dict):
+        return encoded is not None
+    return any(value is not None for name, value in encoded.items() if kind is None or name == kind)
+
+
+def _has_features(kwargs: dict) -> bool:
+    return any(kwargs.get(name) is not None for name in _MEDIA_FEATURES) or _encoded(kwargs)
+
+
+def _has_video_features(kwargs: dict) -> bool:
+    return kwargs.get("pixel_values_videos") is not None or _encoded(kwargs, "video")
 
 
 @dataclass
@@ -188,8 +203,8 @@ class CompressionHandle:
         if refusal is not None:  # the talker was enabled after attach
             raise RuntimeError(refusal)
         call = self._local.call = _Call(
-            has_features=any(kwargs.get(name) is not None for name in _MEDIA_FEATURES),
-            has_video_features=any(kwargs.get(name) is not None for name in _VIDEO_FEATURES),
+            has_features=_has_features(kwargs),
+            has_video_features=_has_video_features(kwargs),
             has_labels=kwargs.get("labels") is not None,
             audio_in_video=kwargs.get("use_audio_in_video"),
         )
@@ -229,7 +244,7 @@ class CompressionHandle:
     def _on_thinker_model(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         call = self._call()
         call.input_ids = kwargs.get("input_ids", args[0] if args else None)
-        call.has_features = call.has_features or any(kwargs.get(name) is not None for name in _MEDIA_FEATURES)
+        call.has_features = call.has_features or _has_features(kwargs)
         if kwargs.get("use_audio_in_video") is not None:
             call.audio_in_video = kwargs["use_audio_in_video"]
 

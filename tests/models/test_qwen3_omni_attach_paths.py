@@ -102,3 +102,22 @@ def test_interleaved_video_audio_without_use_audio_in_video_is_refused(thinker, 
             assert handle.last_stats[0].video_after < handle.last_stats[0].video_before
         with attach(thinker, CompressionConfig(video_drop=0.0, audio_drop=0.0)):
             assert torch.equal(thinker(**inputs).logits, stock)  # nothing dropped: the stock result
+
+
+def test_a_media_block_without_its_features_generates_like_stock(thinker, config) -> None:
+    """generate passes an empty `mm_encoder_outputs` dict on every prefill; a prompt holding a whole
+    video-with-audio block of placeholders but no features must generate like stock, not be refused."""
+    inputs = model_inputs(VIDEO_WITH_AUDIO, seed=2)
+    ids = {"input_ids": inputs["input_ids"], "attention_mask": inputs["attention_mask"]}
+    for audio_in_video in ({}, {"use_audio_in_video": True}):
+
+        def runs(audio_in_video=audio_in_video):
+            thinker.model.rope_deltas = None
+            with torch.no_grad():
+                return thinker.generate(**ids, **audio_in_video, max_new_tokens=3, do_sample=False)
+
+        stock = runs()
+        with attach(thinker, config) as handle:
+            got = runs()
+        assert not any(call.compressed for call in handle.history)
+        assert torch.equal(got, stock)
