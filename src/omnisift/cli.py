@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from ._extras import MissingExtraError
+from .command_errors import run_command
 
 __all__ = ["main", "build_parser"]
 
@@ -170,11 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for noisy in ("httpx", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    try:
-        return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, RuntimeError, MissingExtraError) as error:
-        print(f"omnisift {args.command}: error: {error}", file=sys.stderr)
-        return 2
+    return run_command(args.func, args, f"omnisift {args.command}")
 
 
 if __name__ == "__main__":

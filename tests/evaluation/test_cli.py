@@ -1,5 +1,7 @@
 import argparse
 
+import pytest
+
 from omnisift.evaluation.cli import main, register
 
 
@@ -67,3 +69,27 @@ def test_eval_runs_inner_llm_methods_and_reports_both_budgets(question_files, me
     assert run["retained"] == 1.0 and run["layer_avg_kept"] < 1.0 and run["prefill_flops_ratio"] < 1.0
     assert main([*base, "--method", "seats"]) != 0
     assert "drop_layers" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("entry", ["omnisift", "python -m omnisift.evaluation"])
+def test_a_run_whose_generations_all_fail_ends_in_one_line(
+    entry, question_files, media_root, tmp_path, capsys, caplog, monkeypatch
+):
+    """A setup problem (every generation fails) ends each entry point with one line naming it and exit
+    code 2: main logged a traceback per failed question first, and the module form ended in a traceback."""
+    import omnisift.cli
+    from omnisift.evaluation import runner
+
+    def broken_generate(*args, **kwargs):
+        raise RuntimeError("CUDA error: device-side assert triggered")
+
+    monkeypatch.setattr(runner, "_generate", broken_generate)
+    argv = ["eval", "--benchmark", "worldsense", "--media-root", str(media_root), "--model", "tiny"]
+    argv += ["--questions", str(question_files["worldsense"]), "--out", str(tmp_path), "--method", "none"]
+    argv += ["--max-new-tokens", "2", "--no-progress", "--workers", "0"]
+    run = omnisift.cli.main if entry == "omnisift" else main
+    assert run(argv) == 2
+    err = capsys.readouterr().err
+    assert "error: the first 3 generations all failed" in err and "device-side assert" in err
+    assert "Traceback" not in err
+    assert not [record for record in caplog.records if record.exc_info]

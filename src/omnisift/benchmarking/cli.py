@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from .._extras import MissingExtraError
+from ..command_errors import run_command
 from .runner import SUITES
 
 __all__ = ["register", "main"]
@@ -100,8 +100,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     _add_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return _run_args(args)
-    except (ValueError, FileNotFoundError, MissingExtraError) as error:
-        print(f"{parser.prog}: error: {error}", file=sys.stderr)
-        return 2
+    return run_command(_run_args, args, parser.prog)

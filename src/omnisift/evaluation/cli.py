@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 from .._extras import MissingExtraError
+from ..command_errors import run_command
 from ..config import add_compression_arguments, compression_from_args
 
 __all__ = ["add_eval_parser", "add_report_parser", "main", "register"]
@@ -253,4 +254,4 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    return args.func(args)
+    return run_command(args.func, args, f"{parser.prog} {args.command}")

@@ -686,15 +686,16 @@ def _evaluate(
                         run_batch([item])
                     return
                 logger.warning(
-                    "generation failed on %s: %s", items[0].question.id, exc, exc_info=not any_success
-                )
+                    "generation failed on %s: %s: %s", items[0].question.id, type(exc).__name__, exc,
+                    exc_info=logger.isEnabledFor(logging.DEBUG),
+                )  # fmt: skip
                 emit([_error_row(items[0], rank, f"generation failed: {type(exc).__name__}: {exc}")])
                 failures_in_a_row += 1
                 if not any_success and failures_in_a_row >= _ABORT_AFTER:
                     raise RuntimeError(
-                        f"the first {failures_in_a_row} generations all failed (last: {exc}); this looks like a "
-                        "setup problem (model, processor, method or device), not bad data. Fix it and rerun: "
-                        "finished rows are kept."
+                        f"the first {failures_in_a_row} generations all failed (last: {type(exc).__name__}: {exc}); "
+                        "this looks like a setup problem (model, processor, method or device), not bad data. Fix it "
+                        "and rerun (-v logs each traceback): finished rows are kept."
                     ) from exc
                 return
             failures_in_a_row = 0

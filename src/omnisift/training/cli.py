@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from ..command_errors import run_command
 from ..config import add_compression_arguments, compression_from_args
 from .trainer import DEFAULT_MAX_LENGTH
 
@@ -214,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if _rank() == 0 else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    return args.func(args)
+    return run_command(args.func, args, f"{parser.prog} {args.command}")
 
 
 if __name__ == "__main__":  # pragma: no cover
