@@ -11,8 +11,10 @@
 #      tests/utils, tests/pipelines, the top-level tests/*.py and utils/test_module;
 #   2. over it, the top-level tests/*.py (test_modeling_common.py, ...) of the sdist of the installed
 #      transformers version, so the shared mixins match the library under test.
-# COMMIT defaults to the newest commit whose tests we could read offline (5.16.0.dev0, 2026-08-19);
-# with internet, `--commit v5.23.0` (the release tag of the installed version) is the better choice.
+# COMMIT defaults to the newest commit whose tests we could read offline (5.16.0.dev0, 2026-08-19; it holds
+# both families' tests and both import and run on the installed 5.23); with internet, `--commit v5.23.0`
+# (the release tag of the installed version) is the better choice. Without GitHub, point
+# TRANSFORMERS_GIT_URL at any local clone or mirror that holds COMMIT.
 #
 # Usage: scripts/fetch_transformers_tests.sh [--commit SHA_OR_TAG] [--python PY]
 #   TRANSFORMERS_GIT_URL overrides the repository (default: GitHub huggingface/transformers).
