@@ -6,6 +6,7 @@ each clip starts from a fresh resident-set high-water mark; prints its result as
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import json
 import os
@@ -20,6 +21,8 @@ import torch
 from ..api import select_tokens
 from ..compress import compress
 from .inputs import DTYPES, HIDDEN_7B, make_clip, make_selector
+
+M_MMAP_THRESHOLD = -3  # mallopt parameter number in glibc
 
 __all__ = ["seven_b_slice_config", "run_worker"]
 
@@ -43,7 +46,19 @@ def _status_kb() -> dict[str, int]:
     return {k: int(re.search(rf"^{k}:\s+(\d+)", text, re.M).group(1)) for k in ("VmRSS", "VmHWM")}
 
 
+def _return_freed_memory() -> None:
+    """Hand memory freed by earlier runs back to the OS, so the next run's RSS high-water mark counts
+    its own allocations (glibc otherwise reuses the freed heap and a later, smaller run reads ~0 MB)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    libc.mallopt(M_MMAP_THRESHOLD, 128 * 1024)  # fixed threshold: large tensors are mapped and unmapped
+    libc.malloc_trim(0)
+
+
 def _reset_peak() -> bool:
+    _return_freed_memory()
     try:
         Path("/proc/self/clear_refs").write_text("5")
         return True
