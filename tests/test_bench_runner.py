@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -44,6 +45,33 @@ def test_prefill_worker_drops_tokens_at_retain_below_one() -> None:
     assert len(small["decode_step_s"]) == 2
 
 
+_PEAK_AFTER_A_BIGGER_RUN = """
+import torch
+from omnisift.benchmarking.prefill_worker import _reset_peak, _status_kb
+for _ in range(3):
+    big = torch.ones(24 * 2**20 // 4)  # 24 MB, freed: glibc keeps it and hands it to the next allocation
+    del big
+_reset_peak()
+before = _status_kb()["VmRSS"]
+small = torch.ones(8 * 2**20 // 4)
+print((_status_kb()["VmHWM"] - before) / 1024)
+"""
+
+
+def test_a_runs_peak_memory_counts_its_own_allocations_after_a_bigger_run() -> None:
+    """The worker measures runs one after another in one process; main read ~0 MB for a run smaller than
+    an earlier one (its tensors reused the freed heap, so the resident set never grew)."""
+    import subprocess
+    import sys
+
+    if not Path("/proc/self/clear_refs").exists():
+        pytest.skip("peak memory is read from /proc (Linux)")
+    out = subprocess.run(
+        [sys.executable, "-c", _PEAK_AFTER_A_BIGGER_RUN], capture_output=True, text=True, check=True
+    ).stdout
+    assert float(out) == pytest.approx(8.0, abs=1.0)
+
+
 def test_inner_suite_scales_seats_and_fastv_layers_to_the_slice() -> None:
     from omnisift.benchmarking.inner import scaled_layers
 
@@ -70,3 +98,5 @@ def test_inner_suite_rows_carry_both_budgets(tmp_path) -> None:
         assert omni["layer_avg_kept_video"] == pytest.approx(seats["layer_avg_kept_video"], abs=0.08)
         assert all(r["prefill_s"] > 0 and r["prefill_flops_ratio"] < 1 for r in (omni, seats, fastv))
     assert "| seats | 0.25 |" in inner(data) and "drops [1, 2, 3]" in inner(data)
+    full, smallest = rows[("full", None)]["peak_mb"], rows[("omnisift", 0.10)]["peak_mb"]
+    assert 1 < smallest < rows[("omnisift", 0.35)]["peak_mb"] < full
