@@ -47,3 +47,43 @@ def test_methods_lists_every_registered_method(capsys) -> None:
 def test_bad_input_is_a_clear_error(capsys) -> None:
     assert main(["demo", "--video", "/no/such/file.mp4", "--seconds", "2", "--no-gain", "--no-picture"]) == 2
     assert "error" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "module", ["omnisift", "omnisift.evaluation", "omnisift.training", "omnisift.benchmarking"]
+)
+def test_every_module_form_ends_a_bad_value_in_one_line(module, tmp_path) -> None:
+    """`python -m` forms (what torchrun and accelerate launch run) refuse like `omnisift`: one line
+    naming the setting, exit code 2, no traceback."""
+    import json
+    import subprocess
+    import sys
+
+    questions, data = tmp_path / "q.jsonl", tmp_path / "data.jsonl"
+    questions.write_text("\n")
+    data.write_text(json.dumps({"video": "a.mp4", "conversations": [{"value": "q"}, {"value": "a"}]}) + "\n")
+    evaluate = ["eval", "--benchmark", "worldsense", "--model", "tiny", "--questions", str(questions)]
+    evaluate += ["--media-root", str(tmp_path), "--out", str(tmp_path / "out"), "--retain", "1.5"]
+    train = [
+        "train",
+        "--data",
+        str(data),
+        "--model",
+        "tiny",
+        "--out",
+        str(tmp_path / "run"),
+        "--retain",
+        "1.5",
+    ]
+    argv, setting = {
+        "omnisift": (evaluate, "retain"),
+        "omnisift.evaluation": (evaluate, "retain"),
+        "omnisift.training": (train, "retain"),
+        "omnisift.benchmarking": (["--suite", "prefill", "--layers", "0"], "layers"),
+    }[module]
+    result = subprocess.run(
+        [sys.executable, "-m", module, *argv], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 2, result.stderr
+    assert setting in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
