@@ -242,7 +242,9 @@ def test_a_media_block_without_its_features_generates_like_stock(thinker, proces
     included; main took it for media features, so a prompt holding a whole video-with-audio block of
     placeholders (and no features) was refused in generate while its forward ran like stock."""
     block = "<|vision_bos|><|audio_bos|><|VIDEO|><|AUDIO|><|VIDEO|><|audio_eos|><|vision_eos|>"
-    ids = processor.tokenizer([block + " what", "hi " + block], return_tensors="pt", padding=True, padding_side="left")
+    ids = processor.tokenizer(
+        [block + " what", "hi " + block], return_tensors="pt", padding=True, padding_side="left"
+    )
     for audio_in_video in ({}, {"use_audio_in_video": True}):
 
         def runs(audio_in_video=audio_in_video):
