@@ -18,6 +18,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "foundation",
         (
             "_extras",
+            "command_errors",
             "ops",
             "measure",
             "media",
