@@ -18,7 +18,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "foundation",
         (
             "_extras",
-            "command_errors",
+            "cli_errors",
             "ops",
             "measure",
             "media",

@@ -40,80 +40,48 @@ ZERO_DROP_REFUSALS: dict[str, str] = {}
 a zero budget attach passes every call straight to the stock model, so nothing may be refused."""
 
 _SHORTER = "compares a per-token output with the uncompressed input length; dropping tokens shortens it"
+_PREFILL_ATTENTIONS = _SHORTER + " (generate's prefill attentions)"
 _REFUSED = "refused, README 'Refusals' row: "
-CHANGED_BY_DROPPING: dict[str, str] = {
-    **{
-        f"{_CLASS}::{name}": _SHORTER + detail
-        for name, detail in {
-            "test_attention_outputs": " (attention maps 31x31, not 39x39)",
-            "test_hidden_states_output": " (hidden states of 31 tokens, not 39)",
-            "test_past_key_values_format": " (the cache holds the 31 kept tokens)",
-            "test_greedy_generate_dict_outputs": " (generate's prefill attentions)",
-            "test_greedy_generate_dict_outputs_use_cache": " (generate's prefill attentions)",
-            "test_sample_generate_dict_output": " (generate's prefill attentions)",
-            "test_beam_search_generate_dict_output": " (generate's prefill attentions)",
-            "test_beam_search_generate_dict_outputs_use_cache": " (generate's prefill attentions)",
-            "test_beam_sample_generate_dict_output": " (generate's prefill attentions)",
-            "test_assisted_decoding_matches_greedy_search_0_random": " (generate's prefill attentions)",
-            "test_assisted_decoding_matches_greedy_search_1_same": " (generate's prefill attentions)",
-            "test_assisted_decoding_sample": " (generate's prefill attentions)",
-        }.items()
-    },
-    **{
-        f"{_CLASS}::{name}": _REFUSED + row
-        for name, row in {
-            "test_causal_lm_loss_honors_shift_labels": "labels on a batch where tokens are dropped",
-            "test_generate_with_static_cache": "static cache with media",
-            "test_generate_compilation_all_outputs": "static cache / prepared 4D mask with media",
-            "test_static_cache_no_recompile_with_smaller_length": "static cache / prepared 4D mask with media",
-            "test_generate_continue_from_past_key_values": "media features arriving on a non-empty cache",
-            "test_inputs_embeds": "media features with inputs_embeds and no input_ids",
-            "test_generate_from_inputs_embeds_0_greedy": "media features with inputs_embeds and no input_ids",
-            "test_generate_from_inputs_embeds_1_beam_search": "media features with inputs_embeds and no input_ids",
-            "test_left_padding_compatibility": "media with text-style 2D position_ids instead of M-RoPE positions",
-        }.items()
-    },
+_EMBEDS = _REFUSED + "media features with inputs_embeds and no input_ids"
+_STATIC = _REFUSED + "static cache / prepared 4D mask with media"
+_CHANGED_IN_BOTH: dict[str, str] = {
+    "test_attention_outputs": _SHORTER + " (attention maps of the kept tokens only)",
+    "test_hidden_states_output": _SHORTER + " (hidden states of the kept tokens only)",
+    "test_past_key_values_format": _SHORTER + " (the cache holds the kept tokens)",
+    "test_greedy_generate_dict_outputs": _PREFILL_ATTENTIONS,
+    "test_greedy_generate_dict_outputs_use_cache": _PREFILL_ATTENTIONS,
+    "test_sample_generate_dict_output": _PREFILL_ATTENTIONS,
+    "test_beam_search_generate_dict_output": _PREFILL_ATTENTIONS,
+    "test_beam_search_generate_dict_outputs_use_cache": _PREFILL_ATTENTIONS,
+    "test_beam_sample_generate_dict_output": _PREFILL_ATTENTIONS,
+    "test_assisted_decoding_matches_greedy_search_0_random": _PREFILL_ATTENTIONS,
+    "test_assisted_decoding_matches_greedy_search_1_same": _PREFILL_ATTENTIONS,
+    "test_assisted_decoding_sample": _PREFILL_ATTENTIONS,
+    "test_causal_lm_loss_honors_shift_labels": _REFUSED + "labels on a batch where tokens are dropped",
+    "test_generate_compilation_all_outputs": _STATIC,
+    "test_static_cache_no_recompile_with_smaller_length": _STATIC,
+    "test_generate_continue_from_past_key_values": _REFUSED + "media features arriving on a non-empty cache",
+    "test_inputs_embeds": _EMBEDS,
+    "test_generate_from_inputs_embeds_0_greedy": _EMBEDS,
+    "test_generate_from_inputs_embeds_1_beam_search": _EMBEDS,
+    "test_left_padding_compatibility": _REFUSED
+    + "media with text-style 2D position_ids, not M-RoPE positions",
 }
-"""Tests whose outcome may legitimately change when tokens are dropped (test -> why)."""
+"""The mixins' tests (shared by both families' test files) whose outcome may legitimately change when
+tokens are dropped (test -> why)."""
+
+CHANGED_BY_DROPPING: dict[str, str] = {
+    f"{_CLASS}::{name}": why
+    for name, why in {**_CHANGED_IN_BOTH, "test_generate_with_static_cache": _STATIC}.items()
+}
+"""Qwen2.5-Omni tests whose outcome may legitimately change when tokens are dropped (test -> why)."""
 
 QWEN3_EXCLUDED = {
     "IntegrationTest": "Qwen3OmniModelIntegrationTest downloads Qwen/Qwen3-Omni-30B-A3B-Instruct (also @slow); no "
     "hub access here and the 30B model does not fit a CPU test run.",
 }
 QWEN3_CHANGED_BY_DROPPING: dict[str, str] = {
-    f"{_QWEN3_CLASS}::{name}": why
-    for name, why in {
-        **{
-            name: _SHORTER + detail
-            for name, detail in {
-                "test_attention_outputs": " (attention maps of the kept tokens)",
-                "test_hidden_states_output": " (hidden states of the kept tokens)",
-                "test_past_key_values_format": " (the cache holds the kept tokens)",
-                "test_greedy_generate_dict_outputs": " (generate's prefill attentions)",
-                "test_greedy_generate_dict_outputs_use_cache": " (generate's prefill attentions)",
-                "test_sample_generate_dict_output": " (generate's prefill attentions)",
-                "test_beam_search_generate_dict_output": " (generate's prefill attentions)",
-                "test_beam_search_generate_dict_outputs_use_cache": " (generate's prefill attentions)",
-                "test_beam_sample_generate_dict_output": " (generate's prefill attentions)",
-                "test_assisted_decoding_matches_greedy_search_0_random": " (generate's prefill attentions)",
-                "test_assisted_decoding_matches_greedy_search_1_same": " (generate's prefill attentions)",
-                "test_assisted_decoding_sample": " (generate's prefill attentions)",
-            }.items()
-        },
-        **{
-            name: _REFUSED + row
-            for name, row in {
-                "test_causal_lm_loss_honors_shift_labels": "labels on a batch where tokens are dropped",
-                "test_generate_compilation_all_outputs": "static cache / prepared 4D mask with media",
-                "test_static_cache_no_recompile_with_smaller_length": "static cache / prepared 4D mask with media",
-                "test_generate_continue_from_past_key_values": "media features arriving on a non-empty cache",
-                "test_inputs_embeds": "media features with inputs_embeds and no input_ids",
-                "test_generate_from_inputs_embeds_0_greedy": "media features with inputs_embeds and no input_ids",
-                "test_generate_from_inputs_embeds_1_beam_search": "media features with inputs_embeds and no input_ids",
-                "test_left_padding_compatibility": "media with text-style 2D position_ids",
-            }.items()
-        },
-    }.items()
+    f"{_QWEN3_CLASS}::{name}": why for name, why in _CHANGED_IN_BOTH.items()
 }
 """Qwen3-Omni-MoE tests whose outcome may legitimately change when tokens are dropped (test -> why): the same
 kinds as Qwen2.5-Omni's (the two test files share the mixins' tests), less `test_generate_with_static_cache`,

@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from .command_errors import run_command
+from .cli_errors import run_command
 
 __all__ = ["main", "build_parser"]
 

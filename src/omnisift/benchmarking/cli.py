@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ..command_errors import run_command
+from ..cli_errors import run_command
 from .runner import SUITES
 
 __all__ = ["register", "main"]

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from .._extras import MissingExtraError
-from ..command_errors import run_command
+from ..cli_errors import run_command
 from ..config import add_compression_arguments, compression_from_args
 
 __all__ = ["add_eval_parser", "add_report_parser", "main", "register"]

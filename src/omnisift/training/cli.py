@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ..command_errors import run_command
+from ..cli_errors import run_command
 from ..config import add_compression_arguments, compression_from_args
 from .trainer import DEFAULT_MAX_LENGTH
 

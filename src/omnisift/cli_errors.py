@@ -1,5 +1,6 @@
-"""How every command (`omnisift ...` and each `python -m omnisift.<part>`) ends on a user's mistake or a
-setup problem: one line naming it on stderr and exit code 2; the traceback is logged at DEBUG (`-v`)."""
+"""Command-line code shared by `omnisift` and each `python -m omnisift.<part>`: how a command ends on a
+user's mistake or a setup problem. Its one line on stderr is the command's output (the library itself only
+logs); the traceback is logged at DEBUG (`-v`)."""
 
 from __future__ import annotations
 
